@@ -1,0 +1,138 @@
+"""Typed settings: defaults < ``smp.toml`` < ``SMP_*`` environment variables.
+
+Nothing here runs at import time: entry points create one :class:`Settings` and pass it down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class EncoderSettings(BaseModel):
+    """Which model computes each feature group, and with which weights.
+
+    A weights value is a packaged model (``packaged:<name>``), a local file or directory, or a
+    pretrained tag. ``None`` switches the group off; the run says so once and goes on.
+    """
+
+    text_model: str | None = "packaged:all-MiniLM-L6-v2"
+    clip_model: str = "ViT-B-32"
+    clip_weights: str | None = None  # no CLIP weights are obtainable offline
+    captioner: str | None = None  # a transformers image-to-text model directory
+    perplexity_model: str | None = "packaged:smollm2-135m"
+    perplexity_max_tokens: int = 128
+    batch_size: int = 32
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = None  # torch intra-op threads; None = number of cores
+
+
+class TrainSettings(BaseModel):
+    model_name: str = "smp-popularity"
+    experiment: str = "smp-popularity"
+    validation_fraction: float = 0.2  # the latest posts, as the SMP Challenge splits by time
+    adapter_folds: int = 5
+    adapter_ratio: float = 0.2  # a in x' = a*A(x) + (1-a)*x
+    adapter_epochs: int = 30
+    embedding_components: int = 16  # PCA components per embedding before CatBoost
+    iterations: int = 1500
+    learning_rate: float = 0.03
+    depth: int = 6
+    seed: int = 42
+
+
+class ComposeSettings(BaseModel):
+    """Addresses of the compose stack's services (profile ``compose``), all from env vars."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_key_prefix: str = "smp"
+    postgres_dsn: str = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
+    prefect_api_url: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SMP_",
+        env_nested_delimiter="__",
+        toml_file="smp.toml",
+        extra="ignore",
+    )
+
+    profile: Literal["embedded", "compose"] = "embedded"
+    data_dir: Path = Path(".smp")
+    feature_service: str = "popularity_v1"
+    refresh_batch_size: int = 2000  # posts per partition of a refresh
+    materialize_overlap_hours: float = 1.0
+    refresh_cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+    dask_address: str | None = None  # None: a LocalCluster when the Dask runner is asked for
+    dask_workers: int = 2
+    encoders: EncoderSettings = Field(default_factory=EncoderSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    compose: ComposeSettings = Field(default_factory=ComposeSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls),
+            file_secret_settings,
+        )
+
+    # Every location derives from data_dir, made absolute once: Feast's DuckDB offline store
+    # resolves relative FileSource paths from the current directory.
+    @property
+    def root(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def offline_dir(self) -> Path:
+        return self.root / "offline"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.root / "feast"
+
+    @property
+    def models_dir(self) -> Path:
+        """Converted / cached model weights (e.g. SmolLM2 GGUF -> float32)."""
+        return self.root / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        if self.profile == "compose":
+            return self.compose.mlflow_tracking_uri
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> str:
+        return (self.root / "mlartifacts").as_uri()
+
+    def ensure_dirs(self) -> None:
+        for path in (self.root, self.offline_dir, self.feast_dir, self.models_dir):
+            path.mkdir(parents=True, exist_ok=True)
