@@ -2,8 +2,10 @@
 
 Groups:
 - tabular (SQL/pandas, no model): ``post_author``, ``post_temporal``, ``post_content``;
-- multimodal (models; each row carries ``input_hash`` and ``encoder_id`` so a refresh only
-  recomputes what changed): ``post_text_semantics``, ``post_image_semantics``, ``post_perplexity``.
+- multimodal (models): ``post_text_semantics``, ``post_image_semantics``, ``post_perplexity``.
+
+Every row also carries ``input_hash`` and ``encoder_id`` (for tabular views the code
+version), so a refresh recomputes exactly the rows whose inputs or encoder changed.
 
 Every view's rows have ``post_id``, ``event_timestamp`` (the post's publication time: the
 features are what was known then) and ``created_at`` (when the row was computed; Feast keeps the
@@ -24,6 +26,12 @@ from feature_repo.entities import post
 # ttl 0: a post's features never expire (Feast reads 0 as "no limit").
 NO_EXPIRY = timedelta(0)
 
+# Bookkeeping columns of every view (not served to models).
+CACHE_FIELDS = [
+    Field(name="input_hash", dtype=String, description="hash of the inputs the row came from"),
+    Field(name="encoder_id", dtype=String, description="model name + weights fingerprint"),
+]
+
 AUTHOR_FIELDS = [
     Field(name="author_follower_count_log", dtype=Float64, description="log1p(followers)"),
     Field(name="author_following_count_log", dtype=Float64, description="log1p(following)"),
@@ -41,6 +49,7 @@ AUTHOR_FIELDS = [
           description="posts by the same author in the warehouse published before this one"),
     Field(name="author_days_since_previous_post", dtype=Float64,
           description="days since the author's previous post in the warehouse; null if none"),
+    *CACHE_FIELDS,
 ]
 
 TEMPORAL_FIELDS = [
@@ -49,12 +58,13 @@ TEMPORAL_FIELDS = [
     Field(name="post_month", dtype=Int64),
     Field(name="post_day_of_year", dtype=Int64),
     Field(name="post_epoch_days", dtype=Float64, description="days since 1970-01-01: the trend"),
+    *CACHE_FIELDS,
 ]
 
 CONTENT_FIELDS = [
     Field(name="title_length", dtype=Int64, description="characters in the title / post text"),
     Field(name="title_word_count", dtype=Int64),
-    Field(name="title_hashtag_count", dtype=Int64, description="'#' tags plus comma-joined tags"),
+    Field(name="title_hashtag_count", dtype=Int64, description="'#' tags in the title"),
     Field(name="title_uppercase_ratio", dtype=Float64),
     Field(name="title_digit_count", dtype=Int64),
     Field(name="tag_count", dtype=Int64, description="SMPD Alltags / SMP-Video suggested words"),
@@ -74,12 +84,7 @@ CONTENT_FIELDS = [
     Field(name="latitude", dtype=Float64),
     Field(name="longitude", dtype=Float64),
     Field(name="geo_accuracy", dtype=Float64),
-]
-
-# Bookkeeping columns of the model-computed views (not served to models).
-CACHE_FIELDS = [
-    Field(name="input_hash", dtype=String, description="hash of the inputs the row came from"),
-    Field(name="encoder_id", dtype=String, description="model name + weights fingerprint"),
+    *CACHE_FIELDS,
 ]
 
 TEXT_SEMANTICS_FIELDS = [

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     profile: Literal["embedded", "compose"] = "embedded"
     data_dir: Path = Path(".smp")
     feature_service: str = "popularity_v1"
+    feast_project: str = "smp"  # also namespaces the Redis keys of the compose profile
     refresh_batch_size: int = 2000  # posts per partition of a refresh
     materialize_overlap_hours: float = 1.0
     refresh_cron: str = "0 2 * * *"

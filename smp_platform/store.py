@@ -1,0 +1,254 @@
+"""Feast access: the offline parquet parts, the registry, materialization and online reads.
+
+One :class:`FeatureStoreGateway` per process and settings. The Feast configuration is built
+from settings (embedded: SQLite online store and file registry under the data dir; compose:
+Redis online store and a SQL registry on Postgres) and also written to
+``<data dir>/feast/feature_store.yaml`` so the ``feast`` CLI sees the same store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from smp_platform.config import Settings
+
+if TYPE_CHECKING:
+    from feast import FeatureService, FeatureStore
+    from feast.repo_config import RepoConfig
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDER_PART = "_schema.parquet"
+KEY_COLUMNS = ("post_id", "event_timestamp", "created_at")
+
+
+def _arrow_type(feast_type: Any) -> pa.DataType:
+    from feast.types import Array, Bool, Float32, Float64, Int64, String
+
+    mapping = {Float64: pa.float64(), Float32: pa.float32(), Int64: pa.int64(),
+               String: pa.string(), Bool: pa.bool_()}
+    if isinstance(feast_type, Array):
+        return pa.list_(_arrow_type(feast_type.base_type))
+    return mapping[feast_type]
+
+
+def view_schema(view_name: str) -> pa.Schema:
+    """The arrow schema of a view's parquet parts, derived from the Feast field definitions."""
+    from feature_repo.feature_views import VIEW_FIELDS
+
+    fields = [
+        pa.field("post_id", pa.string(), nullable=False),
+        pa.field("event_timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+    fields += [pa.field(f.name, _arrow_type(f.dtype)) for f in VIEW_FIELDS[view_name]]
+    return pa.schema(fields)
+
+
+def _utc_us(values: Any) -> pd.Series:
+    ts = pd.to_datetime(pd.Series(values), utc=True)
+    return ts.dt.floor("us")
+
+
+def to_view_table(view_name: str, frame: pd.DataFrame, created_at: datetime) -> pa.Table:
+    """Cast a feature frame to the view's schema (raises on a missing column: a bug)."""
+    schema = view_schema(view_name)
+    data = frame.copy()
+    data["event_timestamp"] = _utc_us(data["event_timestamp"]).to_numpy()
+    created = pd.Timestamp(created_at)
+    created = created.tz_localize("UTC") if created.tzinfo is None else created.tz_convert("UTC")
+    data["created_at"] = created.floor("us")
+    missing = [name for name in schema.names if name not in data.columns]
+    if missing:
+        raise KeyError(f"{view_name}: feature frame lacks columns {missing}")
+    arrays = []
+    for field in schema:
+        column = data[field.name]
+        if pa.types.is_list(field.type):
+            values = [None if v is None or (isinstance(v, float) and pd.isna(v)) else
+                      [float(x) for x in v] for v in column]
+            arrays.append(pa.array(values, type=field.type))
+        elif pa.types.is_timestamp(field.type):
+            arrays.append(pa.array(pd.to_datetime(column, utc=True), type=field.type))
+        else:
+            values = column.astype(object).where(column.notna(), None)
+            arrays.append(pa.array(values.tolist(), type=field.type, from_pandas=True))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def batch_key(frame: pd.DataFrame) -> str:
+    """Content name of a part: same posts and same inputs -> same file (re-runs overwrite)."""
+    digest = hashlib.sha1()
+    for post_id, input_hash, encoder_id in sorted(
+        zip(frame["post_id"], frame["input_hash"], frame["encoder_id"], strict=True)
+    ):
+        digest.update(f"{post_id}|{input_hash}|{encoder_id}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+class FeatureStoreGateway:
+    """The platform's only door to Feast."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._services: dict[str, FeatureService] = {}
+
+    # -- configuration -------------------------------------------------------------------
+    def repo_config(self) -> RepoConfig:
+        from feast.repo_config import RepoConfig
+
+        s = self.settings
+        s.feast_dir.mkdir(parents=True, exist_ok=True)
+        return RepoConfig(**self.config_dict(), repo_path=s.feast_dir)
+
+    def config_dict(self) -> dict[str, Any]:
+        s = self.settings
+        if s.profile == "compose":
+            registry: Any = {
+                "registry_type": "sql",
+                "path": s.compose.postgres_dsn,
+                "cache_ttl_seconds": 10,
+                "sqlalchemy_config_kwargs": {"pool_pre_ping": True},
+            }
+            online: dict[str, Any] = {
+                "type": "redis",
+                "connection_string": _redis_connection_string(s.compose.redis_url),
+            }
+        else:
+            registry = {"registry_type": "file", "path": str(s.feast_dir / "registry.db"),
+                        "cache_ttl_seconds": 10}
+            online = {"type": "sqlite", "path": str(s.feast_dir / "online.db")}
+        return {
+            "project": s.feast_project,
+            "provider": "local",
+            "registry": registry,
+            "online_store": online,
+            "offline_store": {"type": "duckdb"},
+            "entity_key_serialization_version": 3,
+        }
+
+    @cached_property
+    def store(self) -> FeatureStore:
+        from feast import FeatureStore
+
+        return FeatureStore(config=self.repo_config())
+
+    # -- registry ------------------------------------------------------------------------
+    def apply(self) -> None:
+        """Register entity, views and services; every view gets an empty schema part so its
+        glob always matches (a view whose encoder is switched off reads as all-null)."""
+        import yaml
+
+        from feature_repo.feature_services import definitions
+        from feature_repo.feature_views import VIEW_FIELDS
+
+        self.settings.ensure_dirs()
+        for view_name in VIEW_FIELDS:
+            view_dir = self.settings.offline_dir / view_name
+            view_dir.mkdir(parents=True, exist_ok=True)
+            placeholder = view_dir / PLACEHOLDER_PART
+            if not placeholder.exists():
+                pq.write_table(view_schema(view_name).empty_table(), placeholder)
+        (self.settings.feast_dir / "feature_store.yaml").write_text(
+            yaml.safe_dump(self.config_dict(), sort_keys=False)
+        )
+        self.store.apply(definitions(self.settings.offline_dir))
+
+    def feature_service(self, name: str) -> FeatureService:
+        if name not in self._services:
+            self._services[name] = self.store.get_feature_service(name)
+        return self._services[name]
+
+    # -- offline -------------------------------------------------------------------------
+    def view_glob(self, view_name: str) -> str:
+        return str(self.settings.offline_dir / view_name / "*.parquet")
+
+    def write_view(self, view_name: str, frame: pd.DataFrame, created_at: datetime) -> Path:
+        """Write one batch of a view as a parquet part (atomic rename; idempotent name)."""
+        table = to_view_table(view_name, frame, created_at)
+        path = self.settings.offline_dir / view_name / f"part-{batch_key(frame)}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".parquet.tmp")
+        pq.write_table(table, tmp)
+        tmp.replace(path)
+        return path
+
+    def current_rows(self, view_name: str) -> pd.DataFrame:
+        """The latest stored row per post: post_id, input_hash, encoder_id, event_timestamp."""
+        import duckdb
+
+        query = f"""
+            SELECT post_id, input_hash, encoder_id, event_timestamp
+            FROM read_parquet('{self.view_glob(view_name)}')
+            QUALIFY row_number() OVER (
+                PARTITION BY post_id ORDER BY event_timestamp DESC, created_at DESC) = 1
+        """
+        with duckdb.connect() as con:
+            return con.sql(query).df()
+
+    def row_count(self, view_name: str) -> int:
+        import duckdb
+
+        with duckdb.connect() as con:
+            row = con.sql(f"SELECT count(*) FROM read_parquet('{self.view_glob(view_name)}')")
+            return int(row.fetchone()[0])  # type: ignore[index]
+
+    def historical_features(self, entity_df: pd.DataFrame, service_name: str) -> pd.DataFrame:
+        """Point-in-time join of the service's features onto (post_id, event_timestamp)."""
+        entities = entity_df.copy()
+        entities["event_timestamp"] = _utc_us(entities["event_timestamp"]).to_numpy()
+        job = self.store.get_historical_features(
+            entity_df=entities, features=self.feature_service(service_name)
+        )
+        frame = job.to_df()
+        return frame.sort_values(["event_timestamp", "post_id"]).reset_index(drop=True)
+
+    # -- online --------------------------------------------------------------------------
+    def materialize(
+        self,
+        start: datetime,
+        end: datetime,
+        view_names: Sequence[str] | None = None,
+        window: timedelta = timedelta(days=31),
+    ) -> int:
+        """Materialize [start, end) in bounded windows (memory stays flat as data grows)."""
+        from feature_repo.feature_views import VIEW_FIELDS
+
+        names = list(view_names or VIEW_FIELDS)
+        windows = 0
+        cursor = start
+        while cursor < end:
+            upper = min(cursor + window, end)
+            self.store.materialize(start_date=cursor, end_date=upper, feature_views=names)
+            cursor = upper
+            windows += 1
+        return windows
+
+    def online_features(self, post_ids: Iterable[str], service_name: str) -> pd.DataFrame:
+        rows = [{"post_id": str(p)} for p in post_ids]
+        response = self.store.get_online_features(
+            features=self.feature_service(service_name), entity_rows=rows
+        )
+        return pd.DataFrame(response.to_dict())
+
+
+def _redis_connection_string(url: str) -> str:
+    """redis://host:port/db -> Feast's 'host:port,db=N' form."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    host = parsed.hostname or "127.0.0.1"
+    port = parsed.port or 6379
+    db = (parsed.path or "/0").lstrip("/") or "0"
+    extra = f",password={parsed.password}" if parsed.password else ""
+    return f"{host}:{port},db={db}{extra}"
