@@ -1,0 +1,56 @@
+"""Dataset readers: SMP-Video and SMPD files -> canonical warehouse rows plus quarantine.
+
+``read_source`` never drops input silently: rows it cannot use come back in
+``ParsedBatch.quarantine`` with the file, the 1-based line, the post id when known, a reason
+("<kind>: <detail>", kinds in ``REASON_KINDS``) and the raw text. Input it cannot read at all
+raises :class:`SourceError`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from smp_platform.sources.common import (
+    AUTHOR_COLUMNS,
+    LABEL_COLUMNS,
+    POST_COLUMNS,
+    QUARANTINE_COLUMNS,
+    REASON_KINDS,
+    ParsedBatch,
+    SourceError,
+    content_hash,
+    reason_kind,
+)
+
+SourceFormat = Literal["smp-video", "smpd"]
+FORMATS: tuple[SourceFormat, ...] = ("smp-video", "smpd")
+
+__all__ = [
+    "AUTHOR_COLUMNS",
+    "FORMATS",
+    "LABEL_COLUMNS",
+    "POST_COLUMNS",
+    "QUARANTINE_COLUMNS",
+    "REASON_KINDS",
+    "ParsedBatch",
+    "SourceError",
+    "SourceFormat",
+    "content_hash",
+    "read_source",
+    "reason_kind",
+]
+
+
+def read_source(fmt: SourceFormat, path: Path, *, with_labels: bool = True) -> ParsedBatch:
+    """Parse one dataset folder of the given format; labels are skipped when not wanted."""
+    # Imported here so that reading one format does not import the other's parser.
+    if fmt == "smp-video":
+        from smp_platform.sources.smp_video import read_smp_video
+
+        return read_smp_video(Path(path), with_labels=with_labels)
+    if fmt == "smpd":
+        from smp_platform.sources.smpd import read_smpd
+
+        return read_smpd(Path(path), with_labels=with_labels)
+    raise SourceError(f"unknown source format {fmt!r}: choose one of {', '.join(FORMATS)}")
