@@ -1,0 +1,1 @@
+"""Prefect flows: refresh (nightly features), train, promote, and their deployments."""

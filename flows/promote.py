@@ -1,0 +1,24 @@
+"""Promote a candidate to ``@champion`` only if it beats the champion on the same posts."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from smp_platform.config import Settings
+from smp_platform.training import promote_candidate
+
+
+@flow(name="promote", log_prints=True)
+def promote_flow(settings: Settings, version: str | None = None) -> str:
+    decision = promote_candidate(settings, version)
+    get_run_logger().info("promotion decision: %s", decision)
+    return str(decision)
+
+
+@flow(name="train-and-promote", log_prints=True)
+def train_and_promote_flow(settings: Settings) -> str:
+    """The nightly model job, run after the feature refresh."""
+    from flows.train import train_flow
+
+    outcome = train_flow(settings)
+    return promote_flow(settings, outcome.version)

@@ -1,0 +1,69 @@
+"""Nightly feature refresh: new or changed posts -> validated features -> offline + online store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+
+from smp_platform.config import Settings
+from smp_platform.refresh import (
+    BatchResult,
+    RefreshSummary,
+    materialize_written,
+    now_utc,
+    plan_refresh,
+    process_batch,
+)
+
+
+@task(name="compute-feature-batch", cache_policy=NONE, retries=1)
+def compute_batch(group: str, post_ids: list[str], settings: Settings, created_at: datetime) -> BatchResult:
+    return process_batch(group, post_ids, settings, created_at)
+
+
+@task(name="materialize", cache_policy=NONE)
+def materialize(settings: Settings, results: list[BatchResult]) -> int:
+    return materialize_written(settings, results)
+
+
+@flow(name="refresh", log_prints=True)
+def refresh_flow(settings: Settings) -> RefreshSummary:
+    """Compute features for posts that have none (or stale ones), validate, write, materialize.
+
+    Re-running it does no work twice: a post's rows are keyed by its input hash and encoder.
+    """
+    logger = get_run_logger()
+    plan = plan_refresh(settings)
+    summary = RefreshSummary(stale=plan.stale, disabled=plan.disabled)
+    logger.info(
+        "refresh plan: %s stale rows in %d batch(es)%s",
+        ", ".join(f"{g} {n:,}" for g, n in plan.stale.items()) or "nothing",
+        len(plan.batches),
+        "; switched off: " + ", ".join(plan.disabled) if plan.disabled else "",
+    )
+    created_at = now_utc()
+    futures = [compute_batch.submit(g, ids, settings, created_at) for g, ids in plan.batches]
+    results: list[BatchResult] = []
+    for i, future in enumerate(futures, start=1):
+        result = future.result()
+        results.append(result)
+        summary.add(result)
+        logger.info(
+            "batch %d/%d (%s): %s rows written%s",
+            i, len(futures), result.group, f"{sum(result.rows_written.values()):,}",
+            f", {len(result.failures)} validation failure(s)" if result.failures else "",
+        )
+        for failure in result.failures:
+            logger.warning(failure)
+    if any(r.quarantine for r in results):
+        from smp_platform.warehouse import Warehouse
+
+        with Warehouse(settings.warehouse_path) as warehouse:
+            warehouse.quarantine_features(
+                [(pid, f"{r.group}: {why}") for r in results for pid, why in r.quarantine]
+            )
+    summary.materialized_windows = materialize(settings, results)
+    logger.info("refresh done: %s", summary)
+    return summary

@@ -1,0 +1,16 @@
+"""Train a candidate from the offline store (point in time) and register it in MLflow."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from smp_platform.config import Settings
+from smp_platform.training import TrainOutcome, train_candidate
+
+
+@flow(name="train", log_prints=True)
+def train_flow(settings: Settings) -> TrainOutcome:
+    """Labels -> entity frame -> get_historical_features -> adapter + CatBoost -> MLflow."""
+    outcome = train_candidate(settings)
+    get_run_logger().info("train done: %s", outcome)
+    return outcome

@@ -1,0 +1,206 @@
+"""The ``smp`` command line: a contract others script against.
+
+Every heavy import (torch, Feast, MLflow, Prefect) happens inside a command, so ``smp --help``
+answers at once. Errors a user can cause exit with code 2 and a message; tracebacks are bugs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+app = typer.Typer(
+    name="smp",
+    help="Predict the popularity of social media posts: ingest, refresh features, train, "
+    "promote, predict and serve.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+class SourceFormat(str, Enum):
+    smp_video = "smp-video"
+    smpd = "smpd"
+
+
+class State:
+    data_dir: Path | None = None
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from smp_platform.config import Settings
+
+    _quiet_environment()
+    overrides = {"data_dir": State.data_dir} if State.data_dir else {}
+    settings = Settings(**overrides)
+    settings.ensure_dirs()
+    return settings
+
+
+def _quiet_environment() -> None:
+    # No model hub, no telemetry: this platform runs offline.
+    for key, value in {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "GIT_PYTHON_REFRESH": "quiet",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+@app.callback()
+def main_options(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Data directory (warehouse, offline/online store, "
+                     "MLflow). Default: SMP_DATA_DIR or ./.smp"),
+    ] = None,
+) -> None:
+    State.data_dir = data_dir
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="Dataset directory (SMP-Video jsonl or SMPD json).")],
+    fmt: Annotated[SourceFormat, typer.Option("--format", help="Input format.")] = SourceFormat.smp_video,
+    no_labels: Annotated[bool, typer.Option("--no-labels", help="Ignore label files.")] = False,
+) -> None:
+    """Load posts, authors and labels into the warehouse (an idempotent upsert by post_id)."""
+    from smp_platform import pipeline
+
+    summary = pipeline.ingest(_settings(), fmt.value, path, with_labels=not no_labels)
+    typer.echo(f"ingest {path}: {summary}")
+
+
+@app.command()
+def refresh(
+    dask: Annotated[bool, typer.Option("--dask", help="Run feature batches on Dask "
+                    "(settings.dask_address, else a LocalCluster).")] = False,
+) -> None:
+    """Compute, validate and store features of posts that have none (or stale ones)."""
+    from smp_platform import pipeline
+
+    summary = pipeline.refresh(_settings(), use_dask=dask)
+    typer.echo(f"refresh: {summary}")
+
+
+@app.command()
+def train() -> None:
+    """Train a candidate from the offline store and register it in MLflow."""
+    from smp_platform import pipeline
+
+    result = pipeline.train(_settings())
+    typer.echo(f"train: {result}")
+
+
+@app.command()
+def promote(
+    version: Annotated[str | None, typer.Option(help="Candidate version (default: latest).")] = None,
+) -> None:
+    """Make the candidate @champion if it beats the current champion on the same posts."""
+    from smp_platform import pipeline
+
+    decision = pipeline.promote(_settings(), version)
+    typer.echo(f"promote: {decision}")
+
+
+@app.command()
+def predict(
+    input_path: Annotated[Path, typer.Option("--input", help="Dataset directory to predict.")],
+    output: Annotated[Path, typer.Option("--output", help="CSV file: post_id,popularity.")],
+    fmt: Annotated[SourceFormat, typer.Option("--format", help="Input format.")] = SourceFormat.smp_video,
+) -> None:
+    """Batch prediction: load the posts (no labels), compute their features, predict."""
+    from smp_platform import pipeline
+
+    n = pipeline.predict_batch(_settings(), fmt.value, input_path, output)
+    typer.echo(f"predict: {n:,} posts -> {output}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    poll_seconds: Annotated[float, typer.Option(help="How often to re-check @champion.")] = 5.0,
+) -> None:
+    """Serve GET /v1/posts/{post_id}/popularity and /healthz."""
+    import uvicorn
+
+    from smp_platform.service.app import create_app
+
+    uvicorn.run(create_app(_settings(), poll_seconds=poll_seconds), host=host, port=port)
+
+
+@app.command()
+def evaluate(
+    ablation: Annotated[bool, typer.Option("--ablation", help="Train one model per feature set "
+                        "(the paper's ablation) and print SRC/MAE.")] = True,
+) -> None:
+    """Ablation on the time-split validation posts, logged to MLflow (parent + child runs)."""
+    from smp_platform import pipeline
+
+    table = pipeline.ablation(_settings())
+    typer.echo(table)
+
+
+@app.command()
+def report() -> None:
+    """Write the paper's figures (PNG) to <data dir>/reports and log them to MLflow."""
+    from smp_platform import pipeline
+
+    for path in pipeline.report(_settings()):
+        typer.echo(str(path))
+
+
+@app.command()
+def deploy(
+    cron: Annotated[str | None, typer.Option(help="Cron for the nightly refresh (UTC).")] = None,
+    work_pool: Annotated[str, typer.Option(help="Prefect work pool.")] = "smp-pool",
+) -> None:
+    """Create the Prefect deployments: nightly refresh, then train + promote."""
+    from flows.deployments import deploy_all
+
+    for line in deploy_all(_settings(), cron=cron, work_pool=work_pool):
+        typer.echo(line)
+
+
+@app.command()
+def demo(
+    data: Annotated[Path | None, typer.Option(help="Labelled SMP-Video directory "
+                    "(default: the bundled sample).")] = None,
+    ablation: Annotated[bool, typer.Option(help="Also print the ablation table.")] = True,
+) -> None:
+    """The whole pipeline on the bundled data: ingest, refresh, train, promote, metrics, and
+    an online prediction."""
+    from smp_platform import pipeline
+
+    pipeline.demo(_settings(), data, with_ablation=ablation)
+
+
+def main() -> None:
+    from smp_platform.errors import UserError
+    from smp_platform.sources import SourceError
+
+    try:
+        app()
+    except (UserError, SourceError) as exc:
+        fail(str(exc), getattr(exc, "exit_code", 2))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

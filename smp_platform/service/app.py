@@ -1,0 +1,120 @@
+"""``GET /v1/posts/{post_id}/popularity``: the champion's prediction from the same Feast views
+it was trained on (the feature service named by the model version's tag)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from smp_platform.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Prediction(BaseModel):
+    post_id: str
+    popularity: float
+    model_name: str
+    model_version: str
+
+
+@dataclass
+class LoadedChampion:
+    version: str
+    feature_service: str
+    model: Any  # mlflow.pyfunc.PyFuncModel
+    feature_columns: list[str]
+
+
+class ChampionCache:
+    """The current ``@champion``, re-checked at most every ``poll_seconds``.
+
+    A promotion is picked up without a restart; a check costs one registry read, a model load
+    happens only when the alias points at a new version.
+    """
+
+    def __init__(self, settings: Settings, poll_seconds: float):
+        self.settings = settings
+        self.poll_seconds = poll_seconds
+        self._champion: LoadedChampion | None = None
+        self._checked_at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> LoadedChampion | None:
+        if time.monotonic() - self._checked_at < self.poll_seconds and self._champion:
+            return self._champion
+        with self._lock:
+            if time.monotonic() - self._checked_at >= self.poll_seconds or not self._champion:
+                self._champion = self._load_if_changed()
+                self._checked_at = time.monotonic()
+        return self._champion
+
+    def _load_if_changed(self) -> LoadedChampion | None:
+        from smp_platform.modeling.registry import champion, load_version
+
+        found = champion(self.settings)
+        if found is None:
+            return None
+        version, feature_service = found
+        if self._champion and self._champion.version == version:
+            return self._champion
+        model, columns = load_version(self.settings, version)
+        log.info("serving %s version %s (feature service %s)",
+                 self.settings.train.model_name, version, feature_service)
+        return LoadedChampion(version, feature_service, model, columns)
+
+
+def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
+    from smp_platform.store import FeatureStoreGateway
+
+    app = FastAPI(title="smp-platform prediction service", version="1")
+    gateway = FeatureStoreGateway(settings)
+    champions = ChampionCache(settings, poll_seconds)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        current = champions.get()
+        return {
+            "status": "ok",
+            "model_name": settings.train.model_name,
+            "model_version": current.version if current else None,
+        }
+
+    @app.get("/v1/posts/{post_id}/popularity", response_model=Prediction)
+    def popularity(post_id: str) -> Any:
+        current = champions.get()
+        if current is None:
+            return JSONResponse(
+                status_code=503,
+                content={"detail": f"no @champion version of {settings.train.model_name}; "
+                                   "run `smp train` and `smp promote`"},
+            )
+        features = gateway.online_features([post_id], current.feature_service)
+        if not has_features(features, current.feature_columns):
+            return JSONResponse(
+                status_code=404,
+                content={"detail": f"post {post_id!r} has no features in the online store: "
+                                   "unknown post, or not refreshed yet"},
+            )
+        value = float(pd.Series(current.model.predict(features)).iloc[0])
+        return Prediction(post_id=post_id, popularity=value,
+                          model_name=settings.train.model_name, model_version=current.version)
+
+    return app
+
+
+def has_features(frame: pd.DataFrame, columns: list[str]) -> bool:
+    """A post is known when at least one served feature is present (Feast returns nulls)."""
+    present = [c for c in columns if c in frame.columns]
+    if not present:
+        return False
+    row = frame.iloc[0][present]
+    return bool(row.map(lambda v: v is not None and not (isinstance(v, float) and pd.isna(v))).any())
