@@ -1,0 +1,330 @@
+"""The DuckDB warehouse: raw posts, their authors, labels and quarantine (docs/CONTRACTS.md).
+
+Loading is an upsert by post_id inside one transaction: same content -> unchanged, new
+content -> updated, and a failure part-way leaves the previous state. Values always travel
+as bound parameters or registered Arrow tables, never formatted into SQL.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from smp_platform.sources.common import (
+    AUTHOR_COLUMNS,
+    LABEL_COLUMNS,
+    POST_COLUMNS,
+    QUARANTINE_COLUMNS,
+    ParsedBatch,
+    reason_kind,
+)
+
+TABLES: dict[str, dict[str, str]] = {
+    "posts": {**POST_COLUMNS, "ingested_at": "TIMESTAMP"},
+    "post_authors": {**AUTHOR_COLUMNS, "ingested_at": "TIMESTAMP"},
+    "labels": {**LABEL_COLUMNS, "ingested_at": "TIMESTAMP"},
+    "quarantine": {**QUARANTINE_COLUMNS, "quarantined_at": "TIMESTAMP"},
+}
+_CONSTRAINTS = {
+    "posts": "PRIMARY KEY (post_id)",
+    "post_authors": "PRIMARY KEY (post_id)",
+    "labels": "PRIMARY KEY (post_id)",
+    "quarantine": "PRIMARY KEY (source_file, line, reason)",
+}
+_NOT_NULL = {("posts", "user_id")}
+
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "VARCHAR[]": pa.list_(pa.string()),
+    "DOUBLE": pa.float64(),
+    "BIGINT": pa.int64(),
+    "BOOLEAN": pa.bool_(),
+    "TIMESTAMP": pa.timestamp("us"),
+}
+
+# Author columns that posts_frame adds to the post's own (post_id and user_id come from posts).
+_AUTHOR_FIELDS = tuple(c for c in AUTHOR_COLUMNS if c not in ("post_id", "user_id",
+                                                               "content_hash"))
+
+
+@dataclass
+class IngestSummary:
+    """What one load did, counted by post; quarantine counts are the batch's."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    labels: int = 0
+    quarantined_new: int = 0  # quarantine rows not already in the warehouse
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def loaded(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+    def __str__(self) -> str:
+        text = (f"{self.loaded:,} loaded ({self.inserted:,} new, {self.updated:,} updated, "
+                f"{self.unchanged:,} unchanged), {self.labels:,} labels, "
+                f"{self.quarantined:,} quarantined")
+        if self.reasons:
+            text += ": " + ", ".join(f"{n:,} {kind}" for kind, n in self.reasons.most_common())
+        return text
+
+
+def _ddl(table: str, columns: Mapping[str, str]) -> str:
+    lines = [
+        f"{name} {sql_type}{' NOT NULL' if (table, name) in _NOT_NULL else ''}"
+        for name, sql_type in columns.items()
+    ]
+    lines.append(_CONSTRAINTS[table])
+    return f"CREATE TABLE IF NOT EXISTS {table} (\n  " + ",\n  ".join(lines) + "\n)"
+
+
+def _arrow(frame: pd.DataFrame, columns: Mapping[str, str]) -> pa.Table:
+    schema = pa.schema([pa.field(name, _ARROW_TYPES[t]) for name, t in columns.items()])
+    return pa.Table.from_pandas(frame[list(columns)], schema=schema, preserve_index=False)
+
+
+class Warehouse:
+    """A DuckDB file holding the canonical tables; use as a context manager."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        if read_only and not self.path.exists():
+            raise FileNotFoundError(
+                f"no warehouse at {self.path}: load a dataset first (smp load ...)"
+            )
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(str(self.path), read_only=read_only)
+        if not read_only:
+            for table, columns in TABLES.items():
+                self._con.execute(_ddl(table, columns))
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The open connection, for SQL feature queries that read these tables."""
+        return self._con
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def ingest(self, batch: ParsedBatch) -> IngestSummary:
+        """Upsert the batch's posts, authors and labels by post_id and add new quarantine rows."""
+        staged = {
+            "batch_posts": _arrow(batch.posts, POST_COLUMNS),
+            "batch_authors": _arrow(batch.authors, AUTHOR_COLUMNS),
+            "batch_labels": _arrow(batch.labels, LABEL_COLUMNS),
+            "batch_quarantine": _arrow(batch.quarantine, QUARANTINE_COLUMNS),
+        }
+        summary = IngestSummary(
+            quarantined=len(batch.quarantine),
+            labels=len(batch.labels),
+            reasons=Counter(reason_kind(r) for r in batch.quarantine["reason"]),
+        )
+        now = datetime.now(UTC).replace(tzinfo=None)
+        for name, table in staged.items():
+            self._con.register(name, table)
+        try:
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                summary.inserted, summary.updated = self._count_changes()
+                summary.unchanged = len(batch.posts) - summary.inserted - summary.updated
+                self._upsert_posts(now)
+                self._upsert_authors(now)
+                self._upsert_labels(now)
+                summary.quarantined_new = self._insert_quarantine(now)
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+        finally:
+            for name in staged:
+                self._con.unregister(name)
+        return summary
+
+    def _count_changes(self) -> tuple[int, int]:
+        """(new, updated) posts of the staged batch; a changed author makes its post updated."""
+        row = self._con.execute(
+            """
+            SELECT
+              count(*) FILTER (WHERE p.post_id IS NULL),
+              count(*) FILTER (WHERE p.post_id IS NOT NULL AND (
+                  p.content_hash <> b.content_hash
+                  OR ba.content_hash IS DISTINCT FROM a.content_hash))
+            FROM batch_posts b
+            LEFT JOIN posts p ON p.post_id = b.post_id
+            LEFT JOIN batch_authors ba ON ba.post_id = b.post_id
+            LEFT JOIN post_authors a ON a.post_id = b.post_id
+            """
+        ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    def _replace_changed(self, table: str, staged: str, changed: str, now: datetime) -> None:
+        """Delete the rows whose content changed, then insert what is new or changed."""
+        self._con.execute(
+            f"DELETE FROM {table} WHERE post_id IN ("
+            f"SELECT b.post_id FROM {staged} b JOIN {table} t ON t.post_id = b.post_id "
+            f"WHERE {changed})"
+        )
+        columns = ", ".join(f"b.{c}" for c in TABLES[table] if c != "ingested_at")
+        self._con.execute(
+            f"INSERT INTO {table} SELECT {columns}, ? FROM {staged} b "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.post_id = b.post_id)",
+            [now],
+        )
+
+    def _upsert_posts(self, now: datetime) -> None:
+        self._replace_changed("posts", "batch_posts", "t.content_hash <> b.content_hash", now)
+
+    def _upsert_authors(self, now: datetime) -> None:
+        self._replace_changed("post_authors", "batch_authors",
+                              "t.content_hash IS DISTINCT FROM b.content_hash", now)
+
+    def _upsert_labels(self, now: datetime) -> None:
+        self._replace_changed("labels", "batch_labels",
+                              "t.popularity IS DISTINCT FROM b.popularity", now)
+
+    def _insert_quarantine(self, now: datetime) -> int:
+        before = self.count("quarantine")
+        self._con.execute(
+            """
+            INSERT INTO quarantine
+            SELECT source_file, line, post_id, reason, raw, ?
+            FROM batch_quarantine b
+            WHERE NOT EXISTS (
+              SELECT 1 FROM quarantine q
+              WHERE q.source_file = b.source_file AND q.line = b.line AND q.reason = b.reason)
+            QUALIFY row_number() OVER (PARTITION BY source_file, line, reason) = 1
+            """,
+            [now],
+        )
+        return self.count("quarantine") - before
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def posts_frame(self, post_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """Posts with their author columns (all posts when ``post_ids`` is None), by time."""
+        author_columns = ", ".join(f"a.{c}" for c in _AUTHOR_FIELDS)
+        query = (
+            f"SELECT p.*, {author_columns}, a.content_hash AS author_content_hash "
+            "FROM posts p LEFT JOIN post_authors a ON a.post_id = p.post_id "
+        )
+        if post_ids is None:
+            frame = self._con.execute(query + "ORDER BY p.posted_at, p.post_id").df()
+        else:
+            with self._registered_ids(post_ids):
+                frame = self._con.execute(
+                    query + "WHERE p.post_id IN (SELECT post_id FROM wanted_posts) "
+                    "ORDER BY p.posted_at, p.post_id"
+                ).df()
+        frame["tags"] = [None if t is None else list(t) for t in frame["tags"]]
+        return _typed(frame, {**TABLES["posts"], **TABLES["post_authors"]})
+
+    def labels_frame(self) -> pd.DataFrame:
+        """post_id, popularity and the post's posted_at, by time."""
+        return self._con.execute(
+            "SELECT l.post_id, l.popularity, p.posted_at FROM labels l "
+            "LEFT JOIN posts p ON p.post_id = l.post_id ORDER BY p.posted_at, l.post_id"
+        ).df()
+
+    def quarantine_frame(self) -> pd.DataFrame:
+        return _typed(self._con.execute(
+            "SELECT * FROM quarantine ORDER BY quarantined_at, source_file, line, reason"
+        ).df(), TABLES["quarantine"])
+
+    def count(self, table: str) -> int:
+        """Rows in one of the warehouse tables."""
+        if table not in TABLES:
+            raise ValueError(f"no table {table!r} in the warehouse; tables: {', '.join(TABLES)}")
+        row = self._con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def author_history(self, post_ids: Sequence[str]) -> pd.DataFrame:
+        """Per requested post: the author's posts strictly before it and days since the last one.
+
+        Counted over every post in the warehouse, in request order; unknown ids get NULLs.
+        """
+        with self._registered_ids(post_ids):
+            frame = self._con.execute(
+                """
+                WITH moments AS (  -- posts at the same instant do not precede each other
+                  SELECT user_id, posted_at, count(*) AS n_posts
+                  FROM posts GROUP BY user_id, posted_at
+                ),
+                history AS (
+                  SELECT user_id, posted_at,
+                    sum(n_posts) OVER earlier - n_posts AS prior_posts,
+                    lag(posted_at) OVER (PARTITION BY user_id ORDER BY posted_at) AS previous_at
+                  FROM moments
+                  WINDOW earlier AS (PARTITION BY user_id ORDER BY posted_at
+                                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+                )
+                SELECT w.post_id,
+                  CAST(h.prior_posts AS BIGINT) AS author_prior_posts,
+                  epoch(h.posted_at - h.previous_at) / 86400.0
+                    AS author_days_since_previous_post
+                FROM wanted_posts w
+                LEFT JOIN posts p ON p.post_id = w.post_id
+                LEFT JOIN history h ON h.user_id = p.user_id AND h.posted_at = p.posted_at
+                ORDER BY w.position
+                """
+            ).df()
+        frame["author_prior_posts"] = frame["author_prior_posts"].astype("Int64")
+        frame["author_days_since_previous_post"] = frame[
+            "author_days_since_previous_post"
+        ].astype("float64")
+        return frame
+
+    def _registered_ids(self, post_ids: Sequence[str]) -> _Registered:
+        ids = pa.table({
+            "post_id": pa.array([str(p) for p in post_ids], pa.string()),
+            "position": pa.array(range(len(post_ids)), pa.int64()),
+        })
+        return _Registered(self._con, "wanted_posts", ids)
+
+
+def _typed(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
+    """Counts as Int64 and flags as boolean whether or not this result happens to hold NULLs."""
+    for name, sql_type in columns.items():
+        if name in frame.columns and sql_type in ("BIGINT", "BOOLEAN"):
+            frame[name] = frame[name].astype("Int64" if sql_type == "BIGINT" else "boolean")
+    return frame
+
+
+class _Registered:
+    """Registers an Arrow table under a name for the duration of a ``with`` block."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, name: str, table: Any) -> None:
+        self._con, self._name, self._table = con, name, table
+
+    def __enter__(self) -> None:
+        self._con.register(self._name, self._table)
+
+    def __exit__(self, *exc: object) -> None:
+        self._con.unregister(self._name)
