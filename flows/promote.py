@@ -9,15 +9,17 @@ from smp_platform.training import promote_candidate
 
 
 @flow(name="promote", log_prints=True)
-def promote_flow(settings: Settings, version: str | None = None) -> str:
+def promote_flow(settings: Settings | None = None, version: str | None = None) -> str:
+    settings = settings or Settings()  # a deployment run: from SMP_* env
     decision = promote_candidate(settings, version)
     get_run_logger().info("promotion decision: %s", decision)
     return str(decision)
 
 
 @flow(name="train-and-promote", log_prints=True)
-def train_and_promote_flow(settings: Settings) -> str:
+def train_and_promote_flow(settings: Settings | None = None) -> str:
     """The nightly model job, run after the feature refresh."""
+    settings = settings or Settings()  # a deployment run: from SMP_* env
     from flows.train import train_flow
 
     outcome = train_flow(settings)

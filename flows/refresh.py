@@ -29,11 +29,12 @@ def materialize(settings: Settings, results: list[BatchResult]) -> int:
 
 
 @flow(name="refresh", log_prints=True)
-def refresh_flow(settings: Settings) -> RefreshSummary:
+def refresh_flow(settings: Settings | None = None) -> RefreshSummary:
     """Compute features for posts that have none (or stale ones), validate, write, materialize.
 
     Re-running it does no work twice: a post's rows are keyed by its input hash and encoder.
     """
+    settings = settings or Settings()  # a deployment run: from SMP_* env
     logger = get_run_logger()
     plan = plan_refresh(settings)
     summary = RefreshSummary(stale=plan.stale, disabled=plan.disabled)

@@ -9,8 +9,9 @@ from smp_platform.training import TrainOutcome, train_candidate
 
 
 @flow(name="train", log_prints=True)
-def train_flow(settings: Settings) -> TrainOutcome:
+def train_flow(settings: Settings | None = None) -> TrainOutcome:
     """Labels -> entity frame -> get_historical_features -> adapter + CatBoost -> MLflow."""
+    settings = settings or Settings()  # a deployment run: from SMP_* env
     outcome = train_candidate(settings)
     get_run_logger().info("train done: %s", outcome)
     return outcome

@@ -1,0 +1,74 @@
+"""Deployments of the nightly schedule: ``refresh`` on a cron, ``train-and-promote`` after it.
+
+The model job is triggered by the refresh's completion event rather than by a second cron, so a
+slow refresh never races the training that reads its output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smp_platform.config import Settings
+
+REFRESH_DEPLOYMENT = "nightly-refresh"
+TRAIN_DEPLOYMENT = "train-and-promote-after-refresh"
+
+
+def build_deployments(settings: Settings, *, cron: str | None = None,
+                      work_pool: str = "smp-pool") -> list[Any]:
+    from prefect.events import DeploymentEventTrigger
+    from prefect.schedules import Cron
+
+    from flows.promote import train_and_promote_flow
+    from flows.refresh import refresh_flow
+
+    # Deployment runs build their settings from the worker's SMP_* environment.
+    refresh = refresh_flow.to_deployment(
+        name=REFRESH_DEPLOYMENT,
+        schedule=Cron(cron or settings.refresh_cron, timezone=settings.timezone),
+        description="Features for new and changed posts; validate; write; materialize.",
+        tags=["smp", "nightly"],
+        work_pool_name=work_pool,
+    )
+    train = train_and_promote_flow.to_deployment(
+        name=TRAIN_DEPLOYMENT,
+        triggers=[
+            DeploymentEventTrigger(
+                name="after-nightly-refresh",
+                expect={"prefect.flow-run.Completed"},
+                match_related={"prefect.resource.role": "flow",
+                               "prefect.resource.name": refresh_flow.name},
+            )
+        ],
+        description="Train a candidate from the refreshed offline store; promote if better.",
+        tags=["smp", "nightly"],
+        work_pool_name=work_pool,
+    )
+    return [refresh, train]
+
+
+def ensure_work_pool(name: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+        except ObjectAlreadyExists:
+            pass
+
+
+def deploy_all(settings: Settings, *, cron: str | None = None,
+               work_pool: str = "smp-pool") -> list[str]:
+    """Create (or update) the deployments against the configured Prefect API."""
+    ensure_work_pool(work_pool)
+    lines = []
+    for deployment in build_deployments(settings, cron=cron, work_pool=work_pool):
+        deployment_id = deployment.apply(work_pool_name=work_pool)
+        when = (
+            f"cron {cron or settings.refresh_cron} {settings.timezone}"
+            if deployment.schedules else "after each completed refresh"
+        )
+        lines.append(f"deployment {deployment.flow_name}/{deployment.name} ({deployment_id}): {when}")
+    return lines
