@@ -58,7 +58,7 @@ def good_batch(view_name: str, n: int = N_ROWS) -> pd.DataFrame:
             "post_hour": (rows * 7) % 24,
             "post_weekday": rows % 7,
             "post_month": rows % 12 + 1,
-            "post_day_of_year": rows * 40 + 1,
+            "post_day_of_year": (rows * 40) % 366 + 1,
             "post_epoch_days": 19539.0 + rows * 0.3,
         },
         "post_content": {
