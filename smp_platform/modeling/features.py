@@ -1,0 +1,255 @@
+"""Training/serving frame -> model matrix for CatBoost.
+
+Column kinds come from the Feast feature views (``feature_repo.feature_views.VIEW_FIELDS``):
+``String`` fields are categorical, ``Array`` fields are embeddings, the rest are numeric. The
+embeddings are adapted (CLIP-Adapter, cross-fitted on training rows) and reduced with PCA to
+``settings.embedding_components`` columns each (``text_embedding_pc0`` ...); scalar signals
+(similarities, perplexity) stay as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from smp_platform.modeling.adapter import Adapter, crossfit_transform
+
+if TYPE_CHECKING:
+    from sklearn.decomposition import PCA
+
+    from smp_platform.config import TrainSettings
+
+LABEL = "popularity"
+TIMESTAMP = "event_timestamp"
+# Embeddings the paper adapts before the regressor (CLIP text and image features).
+ADAPTED_EMBEDDINGS: tuple[str, ...] = ("text_embedding", "image_embedding")
+MISSING_CATEGORY = "missing"
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Served feature columns by kind, each in the order the caller gave them."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    embedding: tuple[str, ...]
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical, *self.embedding]
+
+
+def feature_kinds(feature_columns: Sequence[str]) -> FeatureSpec:
+    """Split feature columns into numeric / categorical / embedding using the Feast dtypes."""
+    from feast.types import Array, String
+
+    from feature_repo.feature_views import VIEW_FIELDS
+
+    dtypes = {f.name: f.dtype for fields in VIEW_FIELDS.values() for f in fields}
+    unknown = [c for c in feature_columns if c not in dtypes]
+    if unknown:
+        raise ValueError(
+            f"unknown feature columns {unknown}: every model feature must be a field of a view "
+            "in feature_repo/feature_views.py"
+        )
+    numeric, categorical, embedding = [], [], []
+    for column in dict.fromkeys(feature_columns):
+        dtype = dtypes[column]
+        if isinstance(dtype, Array):
+            embedding.append(column)
+        elif dtype == String:
+            categorical.append(column)
+        else:
+            numeric.append(column)
+    return FeatureSpec(tuple(numeric), tuple(categorical), tuple(embedding))
+
+
+def embedding_matrix(values: pd.Series | Sequence[Any], dim: int | None = None) -> np.ndarray:
+    """Lists / arrays / None -> an (n, dim) float32 matrix, NaN rows where missing or malformed."""
+    items = list(values)
+    if dim is None:
+        dim = next((len(v) for v in items if _is_vector(v) and len(v) > 0), 0)
+    out = np.full((len(items), dim), np.nan, dtype=np.float32)
+    for i, value in enumerate(items):
+        if _is_vector(value) and len(value) == dim:
+            out[i] = np.asarray(value, dtype=np.float32)
+    out[~np.isfinite(out).all(axis=1)] = np.nan
+    return out
+
+
+def _is_vector(value: Any) -> bool:
+    return isinstance(value, list | tuple | np.ndarray)
+
+
+def numeric_column(values: pd.Series) -> pd.Series:
+    """Numbers as float64; booleans -> 0/1; anything unparseable -> NaN."""
+    if values.dtype == object:
+        values = values.map(lambda v: float(v) if isinstance(v, bool | np.bool_) else v)
+    return pd.to_numeric(values, errors="coerce").astype("float64")
+
+
+def categorical_column(values: pd.Series) -> pd.Series:
+    """Strings for CatBoost, with one category for missing values."""
+    values = values.astype(object)
+    return values.where(values.notna(), MISSING_CATEGORY).astype(str)
+
+
+@dataclass
+class ReducedEmbedding:
+    """How one embedding column becomes ``<name>_pc<i>`` columns."""
+
+    name: str
+    dim: int
+    adapter: Adapter | None
+    pca: PCA
+
+    @property
+    def output_columns(self) -> list[str]:
+        return [f"{self.name}_pc{i}" for i in range(self.pca.n_components_)]
+
+    def reduce(self, matrix: np.ndarray) -> np.ndarray:
+        out = np.full((len(matrix), self.pca.n_components_), np.nan)
+        present = np.isfinite(matrix).all(axis=1)
+        if present.any():
+            out[present] = self.pca.transform(matrix[present])
+        return out
+
+    def transform(self, values: pd.Series) -> np.ndarray:
+        matrix = embedding_matrix(values, self.dim)
+        if self.adapter is not None:
+            matrix = self.adapter.transform(matrix)
+        return self.reduce(matrix)
+
+
+@dataclass
+class EmbeddingReducer:
+    """Adapter (cross-fitted) then PCA, per embedding column; fitted on training rows."""
+
+    settings: TrainSettings
+    adapted: Collection[str] = ADAPTED_EMBEDDINGS
+    embeddings: dict[str, ReducedEmbedding] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
+
+    def fit_transform(
+        self, frame: pd.DataFrame, columns: Sequence[str], y: np.ndarray, order: np.ndarray
+    ) -> pd.DataFrame:
+        """Training rows' reduced embeddings, adapted out-of-fold (never with their own label)."""
+        from sklearn.decomposition import PCA
+
+        parts = []
+        for name in columns:
+            matrix = embedding_matrix(frame[name])
+            present = np.isfinite(matrix).all(axis=1) if matrix.shape[1] else np.zeros(0, bool)
+            if matrix.shape[1] == 0 or present.sum() < 2:
+                self.dropped.append(name)
+                continue
+            adapter = None
+            if name in self.adapted:
+                matrix, adapter = crossfit_transform(
+                    matrix, y, order, self.settings.adapter_folds, self.settings
+                )
+            n_components = min(self.settings.embedding_components, matrix.shape[1], present.sum())
+            pca = PCA(n_components=int(n_components), random_state=self.settings.seed)
+            pca.fit(matrix[present])
+            reduced = ReducedEmbedding(name, matrix.shape[1], adapter, pca)
+            self.embeddings[name] = reduced
+            parts.append(
+                pd.DataFrame(
+                    reduced.reduce(matrix), columns=reduced.output_columns, index=frame.index
+                )
+            )
+        return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=frame.index)
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """New posts' reduced embeddings (adapter trained on all training posts)."""
+        parts = [
+            pd.DataFrame(
+                reduced.transform(_column_or_none(frame, name)),
+                columns=reduced.output_columns,
+                index=frame.index,
+            )
+            for name, reduced in self.embeddings.items()
+        ]
+        return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=frame.index)
+
+    @property
+    def output_columns(self) -> list[str]:
+        return [c for reduced in self.embeddings.values() for c in reduced.output_columns]
+
+
+def _column_or_none(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+
+@dataclass
+class ModelMatrix:
+    """The frame -> CatBoost matrix transformation, fitted once on the training rows.
+
+    Columns that are null on every training row are dropped and remembered: serving still
+    supplies them (same feature service) and they are ignored.
+    """
+
+    spec: FeatureSpec
+    settings: TrainSettings
+    adapted: Collection[str] = ADAPTED_EMBEDDINGS
+    numeric: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    reducer: EmbeddingReducer | None = None
+
+    @classmethod
+    def for_columns(
+        cls,
+        feature_columns: Sequence[str],
+        settings: TrainSettings,
+        adapted: Collection[str] = ADAPTED_EMBEDDINGS,
+    ) -> ModelMatrix:
+        return cls(feature_kinds(feature_columns), settings, tuple(adapted))
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """The served columns the model reads (its input contract)."""
+        return self.spec.columns
+
+    @property
+    def output_columns(self) -> list[str]:
+        embedded = self.reducer.output_columns if self.reducer else []
+        return [*self.numeric, *self.categorical, *embedded]
+
+    def fit_transform(self, frame: pd.DataFrame, y: np.ndarray, order: np.ndarray) -> pd.DataFrame:
+        """Fit on training rows (sorted or not) and return their matrix."""
+        missing = [c for c in self.spec.columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"training frame lacks feature columns {missing}")
+        numeric = {c: numeric_column(frame[c]) for c in self.spec.numeric}
+        self.numeric = [c for c, v in numeric.items() if v.notna().any()]
+        self.categorical = [c for c in self.spec.categorical if frame[c].notna().any()]
+        self.reducer = EmbeddingReducer(self.settings, self.adapted)
+        embedded = self.reducer.fit_transform(frame, self.spec.embedding, y, order)
+        self.dropped = [
+            *(c for c in self.spec.numeric if c not in self.numeric),
+            *(c for c in self.spec.categorical if c not in self.categorical),
+            *self.reducer.dropped,
+        ]
+        matrix = pd.DataFrame({c: numeric[c] for c in self.numeric}, index=frame.index)
+        for c in self.categorical:
+            matrix[c] = categorical_column(frame[c])
+        return pd.concat([matrix, embedded], axis=1)
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Matrix for new posts; extra columns are ignored, missing ones read as null."""
+        if self.reducer is None:
+            raise RuntimeError("ModelMatrix.transform before fit_transform")
+        matrix = pd.DataFrame(
+            {c: numeric_column(_column_or_none(frame, c)) for c in self.numeric},
+            index=frame.index,
+        )
+        for c in self.categorical:
+            matrix[c] = categorical_column(_column_or_none(frame, c))
+        return pd.concat([matrix, self.reducer.transform(frame)], axis=1)[self.output_columns]
