@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -141,7 +142,7 @@ class PostDraft:
     author: dict[str, Any] | None
     source_file: str
     line: int
-    raw: str
+    raw: object  # the text, or an object whose str() is: formatted only if quarantined
 
 
 @dataclass
@@ -391,18 +392,20 @@ def raw_json(record: Any) -> str:
 # Hashing and assembly
 
 
-def _canonical(value: Any) -> Any:
+def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, as pandas hands them out
+        return value.tolist()
+    return str(value)
 
 
 def content_hash(row: Mapping[str, Any], columns: Iterable[str]) -> str:
     """Stable 16-hex-digit SHA-1 of the row's content columns (same content, same hash)."""
-    payload = json.dumps([_canonical(row.get(c)) for c in columns], ensure_ascii=False,
-                         separators=(",", ":"), default=str)
+    # NaN (a missing float in pandas) hashes as None, like a missing value from a parser.
+    values = [None if (v := row.get(c)).__class__ is float and v != v else v for c in columns]
+    payload = json.dumps(values, ensure_ascii=False, separators=(",", ":"),
+                         default=_json_default)
     return hashlib.sha1(payload.encode("utf-8")).hexdigest()[:16]
 
 
@@ -448,7 +451,7 @@ def assemble_batch(
             log.add(draft.source_file, draft.line, post_id,
                     f"{CONFLICTING_DUPLICATE}: post {post_id} was already read from "
                     f"{Path(first.source_file).name} line {first.line} with other content; "
-                    "the first is kept", draft.raw)
+                    "the first is kept", str(draft.raw))
 
     labelled: dict[str, LabelDraft] = {}
     for label in labels:
@@ -479,12 +482,27 @@ def assemble_batch(
     )
 
 
-def resolve_media_path(given: str | None, roots: Iterable[Path]) -> str | None:
-    """Absolute path when the file exists under one of the dataset roots, else as given."""
-    if given is None or not given.strip():
+class MediaResolver:
+    """Makes media paths absolute when the file exists under one of the dataset roots.
+
+    Paths stay as given otherwise (docs/CONTRACTS.md). Folders are checked once each, so a
+    dataset without its media costs one stat per folder rather than per post.
+    """
+
+    def __init__(self, roots: Iterable[Path]) -> None:
+        self._roots = [str(root) for root in roots]
+        self._roots_with_folder: dict[str, list[str]] = {}  # relative folder -> roots having it
+
+    def __call__(self, given: str | None) -> str | None:
+        if given is None or not given.strip():
+            return given
+        folder = os.path.dirname(given)
+        roots = self._roots_with_folder.get(folder)
+        if roots is None:
+            roots = [r for r in self._roots if os.path.isdir(os.path.join(r, folder))]
+            self._roots_with_folder[folder] = roots
+        for root in roots:
+            candidate = os.path.join(root, given)
+            if os.path.isfile(candidate):
+                return os.path.realpath(candidate)
         return given
-    for root in roots:
-        candidate = root / given
-        if candidate.is_file():
-            return str(candidate.resolve())
-    return given

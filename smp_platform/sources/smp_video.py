@@ -18,6 +18,7 @@ from smp_platform.sources.common import (
     WRONG_TYPE,
     BadValue,
     LabelDraft,
+    MediaResolver,
     ParsedBatch,
     PostDraft,
     QuarantineLog,
@@ -31,7 +32,6 @@ from smp_platform.sources.common import (
     parse_tags,
     parse_text,
     parse_timestamp,
-    resolve_media_path,
 )
 
 FORMAT = "smp-video"
@@ -77,7 +77,7 @@ def _read_folder(
     users, rejected_users = _read_users(user_files, log)
     videos = _read_videos(_files(folder, "*videos*.jsonl"), log)
     # Videos are stored relative to the release root ("train/USER/VIDEO.mp4").
-    media_roots = (folder, folder.parent)
+    resolve_media = MediaResolver((folder, folder.parent))
 
     posts: list[PostDraft] = []
     for posts_file in _files(folder, POSTS_PATTERN):
@@ -85,7 +85,7 @@ def _read_folder(
         for line, raw, record in iter_jsonl(posts_file, log):
             post_id = _known_id(record.get("pid"))
             try:
-                post = _post(record, source, media_roots)
+                post = _post(record, source, resolve_media)
                 user_id = post["user_id"]
                 if user_id not in users:
                     why = ("its row in the users file was quarantined"
@@ -122,7 +122,7 @@ def _known_id(value: Any) -> str | None:
         return None
 
 
-def _post(record: dict[str, Any], source: str, media_roots: tuple[Path, ...]) -> dict[str, Any]:
+def _post(record: dict[str, Any], source: str, resolve_media: MediaResolver) -> dict[str, Any]:
     return {
         "post_id": parse_id(record.get("pid"), "pid"),
         "user_id": parse_id(record.get("uid"), "uid"),
@@ -132,8 +132,7 @@ def _post(record: dict[str, Any], source: str, media_roots: tuple[Path, ...]) ->
         "language": parse_text(record.get("post_text_language"), "post_text_language"),
         "location": parse_text(record.get("post_location"), "post_location"),
         "media_type": "video",
-        "media_path": resolve_media_path(parse_text(record.get("video_path"), "video_path"),
-                                         media_roots),
+        "media_path": resolve_media(parse_text(record.get("video_path"), "video_path")),
         "source_format": FORMAT,
         "source_file": source,
     }

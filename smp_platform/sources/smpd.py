@@ -31,6 +31,7 @@ from smp_platform.sources.common import (
     WRONG_TYPE,
     BadValue,
     LabelDraft,
+    MediaResolver,
     ParsedBatch,
     PostDraft,
     QuarantineLog,
@@ -46,7 +47,6 @@ from smp_platform.sources.common import (
     parse_timestamp,
     parse_utc_offset_hours,
     raw_json,
-    resolve_media_path,
 )
 
 FORMAT = "smpd"
@@ -78,15 +78,23 @@ class _Rejected(Exception):
 
     source: str
     line: int
-    raw: str
+    record: _Record
     bad: BadValue
 
 
 @dataclass
 class _Record:
+    """One record of a JSON array (or one row of the user data) and its 1-based position."""
+
     line: int
-    raw: str
     values: dict[str, Any]
+
+    @property
+    def raw(self) -> str:
+        return raw_json(self.values)
+
+    def __str__(self) -> str:  # PostDraft formats raw text only when it is quarantined
+        return self.raw
 
 
 def _load_json(path: Path) -> Any:
@@ -110,12 +118,12 @@ def _load_records(path: Path, log: QuarantineLog) -> list[_Record | None]:
         )
     records: list[_Record | None] = []
     for index, record in enumerate(document, start=1):
-        raw = raw_json(record)
         if isinstance(record, dict):
-            records.append(_Record(index, raw, record))
+            records.append(_Record(index, record))
         else:
             log.add(str(path), index, None,
-                    f"{BAD_JSON}: a {type(record).__name__}, expected an object", raw)
+                    f"{BAD_JSON}: a {type(record).__name__}, expected an object",
+                    raw_json(record))
             records.append(None)
     return records
 
@@ -149,8 +157,36 @@ def _read_lines(path: Path) -> list[str]:
     return lines
 
 
-def _load_user_rows(path: Path) -> list[dict[str, Any]]:
-    """Column-oriented user data -> one dict per row."""
+class _UserColumns:
+    """Column-oriented user data, read row by row without building every row up front."""
+
+    def __init__(self, columns: dict[str, list[Any]]) -> None:
+        self._columns = columns
+        self.n_rows = max((len(values) for values in columns.values()), default=0)
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def row(self, index: int) -> dict[str, Any]:
+        return {name: values[index] if index < len(values) else None
+                for name, values in self._columns.items()}
+
+    def pid_index(self) -> dict[str, int] | None:
+        """Pid -> row when the data names its posts (first row wins); None when positional."""
+        if "Pid" not in self._columns:
+            return None
+        by_pid: dict[str, int] = {}
+        for index, value in enumerate(self._columns["Pid"]):
+            try:
+                by_pid.setdefault(parse_id(value, "Pid"), index)
+            except BadValue:
+                continue  # reported as a row without a post
+        return by_pid
+
+
+def _load_user_columns(path: Path | None) -> _UserColumns:
+    if path is None:
+        return _UserColumns({})
     document = _load_json(path)
     if not isinstance(document, dict) or not document:
         raise SourceError(
@@ -169,11 +205,7 @@ def _load_user_rows(path: Path) -> list[dict[str, Any]]:
             raise SourceError(f"{path}: column {name} is a {type(values).__name__}, "
                               "expected a list with one value per post")
         columns[name] = values
-    n_rows = max(len(values) for values in columns.values())
-    return [
-        {name: values[i] if i < len(values) else None for name, values in columns.items()}
-        for i in range(n_rows)
-    ]
+    return _UserColumns(columns)
 
 
 def _require(folder: Path, prefix: str, suffix: str) -> Path:
@@ -199,14 +231,14 @@ def _read_part(
     category_file = _optional(folder, prefix, CATEGORY_SUFFIX)
     categories = _index_by_pid(category_file, log) if category_file else {}
     user_file = _optional(folder, prefix, USER_SUFFIX)
-    user_rows = _load_user_rows(user_file) if user_file else []
+    user_rows = _load_user_columns(user_file)
     # With a Pid column the user rows say whose they are; without, row i is post i.
-    user_by_pid = _user_rows_by_pid(user_rows) if user_rows and "Pid" in user_rows[0] else None
+    user_by_pid = user_rows.pid_index()
     image_file = _optional(folder, prefix, IMAGE_SUFFIX)
     image_paths = _read_lines(image_file) if image_file else []
     label_file = _optional(folder, prefix, LABEL_SUFFIX) if with_labels else None
     label_lines = _read_lines(label_file) if label_file else []
-    media_roots = (folder, folder.parent)
+    resolve_media = MediaResolver((folder, folder.parent))
 
     posts: list[PostDraft] = []
     labels: list[LabelDraft] = []
@@ -231,13 +263,12 @@ def _read_part(
                     "source_file": text_source,
                 }
                 if index < len(image_paths):
-                    post["media_path"] = resolve_media_path(image_paths[index].strip(),
-                                                            media_roots)
+                    post["media_path"] = resolve_media(image_paths[index].strip())
             except BadValue as bad:
-                raise _Rejected(text_source, record.line, record.raw, bad) from None
+                raise _Rejected(text_source, record.line, record, bad) from None
             time_record = temporal.get(post_id)
             if time_record is None:
-                raise _Rejected(text_source, record.line, record.raw,
+                raise _Rejected(text_source, record.line, record,
                                 BadValue(BAD_TIME, f"no record for Pid {post_id} in "
                                                    f"{temporal_file.name}"))
             post.update(_fields(temporal_file, time_record, _time_and_place))
@@ -247,13 +278,13 @@ def _read_part(
             user_row, user_line = _user_row(user_rows, user_by_pid, post_id, index)
             author: dict[str, Any] = {"post_id": post_id, "user_id": user_id}
             if user_row is not None:
-                user_record = _Record(user_line, raw_json(user_row), user_row)
+                user_record = _Record(user_line, user_row)
                 author.update(_fields(user_file, user_record, _author))  # type: ignore[arg-type]
         except _Rejected as rejected:
             log.reject_post(rejected.source, rejected.line, post_id, rejected.bad.reason,
-                            rejected.raw)
+                            rejected.record.raw)
             continue
-        posts.append(PostDraft(post, author, text_source, record.line, record.raw))
+        posts.append(PostDraft(post, author, text_source, record.line, record))
 
     # Labels of rejected posts are kept as drafts: assembly quarantines them as unknown posts.
     if label_file is not None:
@@ -272,7 +303,7 @@ def _fields(path: Path, record: _Record, parse: Any) -> dict[str, Any]:
     try:
         return parse(record.values)  # type: ignore[no-any-return]
     except BadValue as bad:
-        raise _Rejected(str(path), record.line, record.raw, bad) from None
+        raise _Rejected(str(path), record.line, record, bad) from None
 
 
 def _time_and_place(values: dict[str, Any]) -> dict[str, Any]:
@@ -307,22 +338,12 @@ def _author(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _user_rows_by_pid(rows: list[dict[str, Any]]) -> dict[str, int]:
-    by_pid: dict[str, int] = {}
-    for index, row in enumerate(rows):
-        try:
-            by_pid.setdefault(parse_id(row.get("Pid"), "Pid"), index)
-        except BadValue:
-            continue  # reported as a leftover row
-    return by_pid
-
-
 def _user_row(
-    rows: list[dict[str, Any]], by_pid: dict[str, int] | None, post_id: str, index: int
+    rows: _UserColumns, by_pid: dict[str, int] | None, post_id: str, index: int
 ) -> tuple[dict[str, Any] | None, int]:
     if by_pid is not None:
         index = by_pid.get(post_id, len(rows))
-    return (rows[index], index + 1) if index < len(rows) else (None, 0)
+    return (rows.row(index), index + 1) if index < len(rows) else (None, 0)
 
 
 def _label(
@@ -346,7 +367,7 @@ def _quarantine_leftovers(
     pid_at: list[str | None],
     temporal: dict[str, _Record],
     categories: dict[str, _Record],
-    user_rows: list[dict[str, Any]],
+    user_rows: _UserColumns,
     user_by_pid: dict[str, int] | None,
     image_paths: list[str],
     label_lines: list[str],
@@ -376,7 +397,7 @@ def _quarantine_leftovers(
         for i in leftover:
             log.add(str(user_file), i + 1, None,
                     f"{UNKNOWN_POST}: user row {i + 1} has no post in {text_file.name} "
-                    f"({n_posts} posts)", raw_json(user_rows[i]))
+                    f"({n_posts} posts)", raw_json(user_rows.row(i)))
     for path, lines in ((image_file, image_paths), (label_file, label_lines)):
         if path is None:
             continue
