@@ -75,6 +75,9 @@ class PopularityModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         matrix = self.matrix.transform(frame)
         return np.asarray(self.booster.predict(matrix), dtype=np.float64)
 
-    # no type hints: MLflow 3 would read them as a (list-based) input schema
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+    # pd.DataFrame is a hint MLflow 3 accepts without deriving a (list-based) schema from it;
+    # the signature logged with the model is the input contract
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> np.ndarray:
         return self.predict_frame(pd.DataFrame(model_input))
