@@ -21,7 +21,6 @@ MAX_LISTED_POST_IDS = 20
 
 _lock = threading.Lock()
 _context: Any = None
-_definitions: dict[tuple[str, tuple[tuple[str, float], ...]], Any] = {}
 
 
 @dataclass
@@ -43,7 +42,8 @@ class ExpectationFailure:
                 for pid, row in zip(self.post_ids, self.rows, strict=False)
             ]
             more = ", ..." if self.unexpected_count > len(shown) else ""
-            return f"{where} on {self.unexpected_count} rows [{', '.join(shown)}{more}]"
+            rows = "row" if self.unexpected_count == 1 else "rows"
+            return f"{where} on {self.unexpected_count} {rows} [{', '.join(shown)}{more}]"
         observed = self.detail.get("observed_value")
         if "exception" in self.detail:
             return f"{where}: {self.detail['exception']}"
@@ -92,20 +92,28 @@ def _get_context() -> Any:
     return _context
 
 
-def _validation_definition(view_name: str, null_bounds: Mapping[str, float] | None) -> Any:
-    """One suite + batch definition per (view, null bounds), built once per process."""
-    import great_expectations as gx
+@dataclass
+class _ViewValidation:
+    batch_definition: Any
+    suite: Any
+    # GE's validator is not documented as thread-safe: one batch of a view at a time.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
+
+_definitions: dict[tuple[str, tuple[tuple[str, float], ...]], _ViewValidation] = {}
+
+
+def _view_validation(view_name: str, null_bounds: Mapping[str, float] | None) -> _ViewValidation:
+    """One suite + batch definition per (view, null bounds), built once per process."""
     key = (view_name, tuple(sorted((null_bounds or {}).items())))
     with _lock:
         if key not in _definitions:
             context = _get_context()
             name = f"{view_name}_{len(_definitions)}"
             asset = context.data_sources.get("smp_batches").add_dataframe_asset(name=name)
-            batch_definition = asset.add_batch_definition_whole_dataframe(name)
-            suite = context.suites.add(build_suite(view_name, name, null_bounds))
-            _definitions[key] = context.validation_definitions.add(
-                gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
+            _definitions[key] = _ViewValidation(
+                batch_definition=asset.add_batch_definition_whole_dataframe(name),
+                suite=context.suites.add(build_suite(view_name, name, null_bounds)),
             )
         return _definitions[key]
 
@@ -166,18 +174,23 @@ def validate_batch(
     ``embedding_dims`` gives the expected length per embedding column (default: the batch's
     most common length); ``null_bounds`` overrides the maximum null fraction per column.
     """
-    definition = _validation_definition(view_name, null_bounds)
+    view = _view_validation(view_name, null_bounds)
     prepared, parameters = prepare_frame(view_name, frame, embedding_dims)
     id_columns = [ENTITY_COLUMN, ROW_COLUMN] if ENTITY_COLUMN in prepared.columns else [ROW_COLUMN]
-    result = definition.run(
-        batch_parameters={"dataframe": prepared},
-        expectation_parameters=parameters,
-        result_format={
-            "result_format": "COMPLETE",
-            "unexpected_index_column_names": id_columns,
-            "return_unexpected_index_query": False,
-        },
-    )
+    # Batch.validate rather than a ValidationDefinition: the latter keeps every result (with
+    # COMPLETE unexpected lists) in the context's results store, which grows without bound in a
+    # long-running worker. The caller keeps what it needs: this report.
+    with view.lock:
+        batch = view.batch_definition.get_batch(batch_parameters={"dataframe": prepared})
+        result = batch.validate(
+            view.suite,
+            expectation_parameters=parameters,
+            result_format={
+                "result_format": "COMPLETE",
+                "unexpected_index_column_names": id_columns,
+                "return_unexpected_index_query": False,
+            },
+        )
     missing = {
         c
         for c in (helper_source(r.expectation_config.kwargs.get("column")) for r in result.results)
