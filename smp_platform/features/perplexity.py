@@ -232,7 +232,10 @@ class PerplexityScorer:
         return cls(
             model,
             tokenizer,
-            encoder_id=encoder_id(f"causal-lm:{weights.name}", weights),
+            # the token bound changes the scores, so it is part of the encoder's identity
+            encoder_id=encoder_id(
+                f"causal-lm:{weights.name}:max{settings.perplexity_max_tokens}", weights
+            ),
             max_tokens=settings.perplexity_max_tokens,
             device=select_device(settings),
         )
