@@ -163,7 +163,10 @@ def dim_parameter(column: str) -> str:
 def build_suite(
     view_name: str, suite_name: str, null_bounds: Mapping[str, float] | None = None
 ) -> gx.ExpectationSuite:
-    """The expectation suite of one view (not yet added to a context)."""
+    """The expectation suite of one view, not yet added to a context.
+
+    GE builds suites only while a context is active: call through the runner, which creates one.
+    """
     import great_expectations as gx  # slow to import (~5 s): only when a suite is built
 
     ex = gx.expectations
