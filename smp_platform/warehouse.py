@@ -168,7 +168,7 @@ class Warehouse:
 
     def _count_changes(self) -> tuple[int, int]:
         """(new, updated) posts of the staged batch; a changed author makes its post updated."""
-        row = self._con.execute(
+        (row,) = self._con.execute(
             """
             SELECT
               count(*) FILTER (WHERE p.post_id IS NULL),
@@ -180,8 +180,7 @@ class Warehouse:
             LEFT JOIN batch_authors ba ON ba.post_id = b.post_id
             LEFT JOIN post_authors a ON a.post_id = b.post_id
             """
-        ).fetchone()
-        assert row is not None
+        ).fetchall()  # fetchone would leave the result open, blocking register() (DuckDB 2)
         return int(row[0]), int(row[1])
 
     def _replace_changed(self, table: str, staged: str, changed: str, now: datetime) -> None:
@@ -261,9 +260,8 @@ class Warehouse:
         """Rows in one of the warehouse tables."""
         if table not in TABLES:
             raise ValueError(f"no table {table!r} in the warehouse; tables: {', '.join(TABLES)}")
-        row = self._con.execute(f"SELECT count(*) FROM {table}").fetchone()
-        assert row is not None
-        return int(row[0])
+        ((rows,),) = self._con.execute(f"SELECT count(*) FROM {table}").fetchall()
+        return int(rows)
 
     def author_history(self, post_ids: Sequence[str]) -> pd.DataFrame:
         """Per requested post: the author's posts strictly before it and days since the last one.

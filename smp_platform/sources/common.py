@@ -415,13 +415,11 @@ def empty_frame(columns: Mapping[str, str]) -> pd.DataFrame:
 
 def frame_from_records(records: list[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
     """A frame with exactly ``columns`` in order, typed as the warehouse column types."""
-    data = {name: [r.get(name) for r in records] for name in columns}
-    frame = pd.DataFrame(data, columns=list(columns))
-    for name, sql_type in columns.items():
-        dtype = _PANDAS_DTYPES[sql_type]
-        if dtype != "object":
-            frame[name] = frame[name].astype(dtype)
-    return frame
+    # Typed per column, so an empty frame has the same dtypes as a full one.
+    return pd.DataFrame({
+        name: pd.Series([r.get(name) for r in records], dtype=_PANDAS_DTYPES[sql_type])
+        for name, sql_type in columns.items()
+    })
 
 
 def assemble_batch(
