@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     feast_project: str = "smp"  # also namespaces the Redis keys of the compose profile
     refresh_batch_size: int = 2000  # posts per partition of a refresh
     materialize_overlap_hours: float = 1.0
+    materialize_window_days: float = 92.0  # bounded windows: memory independent of history
     refresh_cron: str = "0 2 * * *"
     timezone: str = "UTC"
     dask_address: str | None = None  # None: a LocalCluster when the Dask runner is asked for

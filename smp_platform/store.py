@@ -8,7 +8,9 @@ Redis online store and a SQL registry on Postgres) and also written to
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -219,20 +221,25 @@ class FeatureStoreGateway:
         start: datetime,
         end: datetime,
         view_names: Sequence[str] | None = None,
-        window: timedelta = timedelta(days=31),
+        window: timedelta | None = None,
     ) -> int:
         """Materialize [start, end) in bounded windows (memory stays flat as data grows)."""
         from feature_repo.feature_views import VIEW_FIELDS
 
         names = list(view_names or VIEW_FIELDS)
-        windows = 0
+        window = window or timedelta(days=self.settings.materialize_window_days)
+        bounds = []
         cursor = start
         while cursor < end:
-            upper = min(cursor + window, end)
-            self.store.materialize(start_date=cursor, end_date=upper, feature_views=names)
-            cursor = upper
-            windows += 1
-        return windows
+            bounds.append((cursor, min(cursor + window, end)))
+            cursor = bounds[-1][1]
+        for i, (lower, upper) in enumerate(bounds, start=1):
+            # Feast prints its own per-view banners; keep our output to one line per window.
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.store.materialize(start_date=lower, end_date=upper, feature_views=names)
+            log.info("materialized window %d/%d [%s, %s) for %d view(s)",
+                     i, len(bounds), lower.isoformat(), upper.isoformat(), len(names))
+        return len(bounds)
 
     def online_features(self, post_ids: Iterable[str], service_name: str) -> pd.DataFrame:
         rows = [{"post_id": str(p)} for p in post_ids]
