@@ -22,6 +22,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from smp_platform.sources.common import gc_paused
+
 PREFIX = "train"
 CHUNK = 10_000
 START = datetime(2015, 1, 1, tzinfo=UTC)
@@ -54,7 +56,11 @@ def write_smpd_dataset(
     """Write ``n_posts`` synthetic SMPD posts under ``out_dir`` and return that folder."""
     if n_posts < 1:
         raise ValueError(f"n_posts must be at least 1, got {n_posts}")
-    out_dir = Path(out_dir)
+    with gc_paused():
+        return _write(Path(out_dir), n_posts, seed=seed, n_users=n_users)
+
+
+def _write(out_dir: Path, n_posts: int, *, seed: int, n_users: int | None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     n_users = n_users or max(1, n_posts // 20)

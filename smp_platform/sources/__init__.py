@@ -20,6 +20,7 @@ from smp_platform.sources.common import (
     ParsedBatch,
     SourceError,
     content_hash,
+    gc_paused,
     reason_kind,
 )
 
@@ -48,9 +49,11 @@ def read_source(fmt: SourceFormat, path: Path, *, with_labels: bool = True) -> P
     if fmt == "smp-video":
         from smp_platform.sources.smp_video import read_smp_video
 
-        return read_smp_video(Path(path), with_labels=with_labels)
+        with gc_paused():
+            return read_smp_video(Path(path), with_labels=with_labels)
     if fmt == "smpd":
         from smp_platform.sources.smpd import read_smpd
 
-        return read_smpd(Path(path), with_labels=with_labels)
+        with gc_paused():
+            return read_smpd(Path(path), with_labels=with_labels)
     raise SourceError(f"unknown source format {fmt!r}: choose one of {', '.join(FORMATS)}")
