@@ -224,6 +224,40 @@ class Warehouse:
         )
         return self.count("quarantine") - before
 
+    def quarantine_features(self, rows: Sequence[tuple[str, str]], *, stage: str = "refresh") -> int:
+        """Record posts whose feature inputs were set aside (e.g. an unreadable image).
+
+        The post keeps a null feature; the row says why. Re-recording the same reason adds none.
+        """
+        if not rows:
+            return 0
+        frame = pd.DataFrame(
+            {
+                "source_file": stage,
+                "line": 0,
+                "post_id": [post_id for post_id, _ in rows],
+                "reason": [f"{reason} (post {post_id})" for post_id, reason in rows],
+                "raw": None,
+            }
+        )
+        before = self.count("quarantine")
+        self._con.register("feature_quarantine", frame)
+        try:
+            self._con.execute(
+                """
+                INSERT INTO quarantine
+                SELECT source_file, line, post_id, reason, raw::VARCHAR, ?
+                FROM feature_quarantine b
+                WHERE NOT EXISTS (
+                  SELECT 1 FROM quarantine q
+                  WHERE q.source_file = b.source_file AND q.line = b.line AND q.reason = b.reason)
+                """,
+                [datetime.now(UTC).replace(tzinfo=None)],
+            )
+        finally:
+            self._con.unregister("feature_quarantine")
+        return self.count("quarantine") - before
+
     # -- reading -------------------------------------------------------------------------------
 
     def posts_frame(self, post_ids: Sequence[str] | None = None) -> pd.DataFrame:

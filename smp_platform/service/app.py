@@ -58,15 +58,16 @@ class ChampionCache:
         return self._champion
 
     def _load_if_changed(self) -> LoadedChampion | None:
-        from smp_platform.modeling.registry import champion, load_version
+        from smp_platform.training import current_champion, load_model
 
-        found = champion(self.settings)
+        found = current_champion(self.settings)
         if found is None:
             return None
         version, feature_service = found
         if self._champion and self._champion.version == version:
             return self._champion
-        model, columns = load_version(self.settings, version)
+        model, columns = load_model(self.settings, version)
+        feature_service = feature_service or self.settings.feature_service
         log.info("serving %s version %s (feature service %s)",
                  self.settings.train.model_name, version, feature_service)
         return LoadedChampion(version, feature_service, model, columns)
