@@ -14,6 +14,7 @@ import contextlib
 import importlib.metadata
 import json
 import logging
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 MAE_TOLERANCE = 0.02
 MODEL_NAME_IN_RUN = "model"
 PROMOTION_CRITERION = "src_candidate > src_champion and mae_candidate <= mae_champion + tolerance"
@@ -61,17 +63,27 @@ class PromotionDecision:
 
 @contextlib.contextmanager
 def tracking(tracking_uri: str) -> Iterator[None]:
-    """Point MLflow's fluent API (tracking and registry) at ``tracking_uri`` for a block."""
+    """Point MLflow's fluent API (tracking and registry) at ``tracking_uri`` for a block.
+
+    ``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI``; afterwards both the
+    globals and the environment are put back as they were, so nothing leaks to later code.
+    """
     import mlflow
 
-    previous_tracking, previous_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    saved = {key: os.environ.get(key) for key in _URI_ENV}
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous_tracking)
-        mlflow.set_registry_uri(previous_registry)
+        # an explicit URI always mirrors into the environment, so "unset + old env" restores it
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def default_artifact_location(tracking_uri: str) -> str | None:

@@ -1,0 +1,99 @@
+"""The paper's analysis: report PNGs and the six-row ablation (fast settings)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from smp_platform.config import TrainSettings
+from smp_platform.modeling.ablation import ablation_steps, format_ablation, run_ablation
+from smp_platform.modeling.report import popularity_bands, write_report
+from smp_platform.modeling.synthetic import served_feature_columns, synthetic_frame
+from smp_platform.modeling.train import time_split, train_model
+
+FAST = TrainSettings(
+    experiment="ablation-test",
+    iterations=50,
+    learning_rate=0.15,
+    depth=4,
+    adapter_epochs=8,
+    adapter_folds=3,
+    embedding_components=4,
+)
+STEPS = [
+    "tabular",
+    "+ text embedding",
+    "+ adapted text embedding",
+    "+ perplexity",
+    "+ inconsistency signals",
+    "all",
+]
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return synthetic_frame(300, seed=3)
+
+
+@pytest.fixture
+def offline_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("DO_NOT_TRACK", "true")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def test_popularity_bands_are_quantiles() -> None:
+    bands = popularity_bands(pd.Series(np.arange(100.0)))
+    assert bands.value_counts().to_dict() == {f"Q{i}": 20 for i in range(1, 6)}
+    assert bands.iloc[0] == "Q1" and bands.iloc[-1] == "Q5"
+
+
+def test_write_report_produces_non_empty_pngs(frame: pd.DataFrame, tmp_path) -> None:
+    train, valid = time_split(frame, FAST.validation_fraction)
+    trained = train_model(train, FAST, served_feature_columns())
+    paths = write_report(valid, trained, tmp_path / "report")
+    assert sorted(p.name for p in paths) == [
+        "feature_importance.png",
+        "perplexity_by_popularity.png",
+        "similarity_by_popularity.png",
+        "text_embedding_adaptation.png",
+    ]
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert path.stat().st_size > 5_000
+
+
+def test_ablation_steps_are_cumulative() -> None:
+    steps = ablation_steps(served_feature_columns())
+    assert [s.name for s in steps] == STEPS
+    for before, after in zip(steps, steps[1:], strict=False):
+        assert set(before.feature_columns) <= set(after.feature_columns)
+    assert "text_embedding" not in steps[0].feature_columns
+    assert steps[1].adapted == () and steps[2].adapted == ("text_embedding",)
+    assert "image_title_similarity" in steps[4].feature_columns
+    assert "image_embedding" in steps[5].feature_columns
+
+
+def test_ablation_has_six_rows_with_finite_metrics_and_mlflow_runs(
+    frame: pd.DataFrame, tmp_path, offline_mlflow: None
+) -> None:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    table = run_ablation(frame, FAST, uri)
+    assert list(table.step) == STEPS
+    assert np.isfinite(table[["src", "mae", "baseline_mae"]].to_numpy()).all()
+    assert table.loc[table.step == "all", "src"].item() > 0.3
+    text = format_ablation(table)
+    assert "adapted text embedding" in text and "baseline_mae" in text
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(FAST.experiment)
+    assert experiment.artifact_location.startswith((tmp_path / "mlartifacts").as_uri())
+    parent_id = table.attrs["parent_run_id"]
+    children = client.search_runs(
+        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"
+    )
+    assert sorted(r.data.params["step"] for r in children) == sorted(STEPS)
+    assert all("valid_src" in r.data.metrics for r in children)
