@@ -11,9 +11,9 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from smp_platform.modeling.features import ModelMatrix
 
@@ -26,7 +26,7 @@ CATBOOST_ARTIFACT = "catboost"
 CATBOOST_FILE = "model.cbm"
 
 
-class PopularityModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class PopularityModel(PythonModel):  # type: ignore[misc]
     """Predicts popularity from the served feature columns of a post."""
 
     def __init__(self, matrix: ModelMatrix, booster: CatBoostRegressor | None = None) -> None:

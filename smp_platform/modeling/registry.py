@@ -77,8 +77,8 @@ def tracking(tracking_uri: str) -> Iterator[None]:
         yield
     finally:
         # an explicit URI always mirrors into the environment, so "unset + old env" restores it
-        mlflow.set_tracking_uri(None)
-        mlflow.set_registry_uri(None)
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None unsets (MLflow 3)
+        mlflow.set_registry_uri(None)  # type: ignore[arg-type]
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -114,10 +114,10 @@ def model_signature(trained: TrainedModel) -> ModelSignature:
     have to serialise the array columns and run the model at logging time for no gain.
     """
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import AnyType, Array, ColSpec, Schema
+    from mlflow.types.schema import AnyType, Array, ColSpec, Schema, TensorSpec
 
     spec = trained.model.matrix.spec
-    inputs = [
+    inputs: list[ColSpec | TensorSpec] = [
         *(ColSpec(AnyType(), c, required=False) for c in spec.numeric),
         *(ColSpec("string", c, required=False) for c in spec.categorical),
         *(ColSpec(Array("double"), c, required=False) for c in spec.embedding),
@@ -344,19 +344,19 @@ def _record(
         run_name=f"promote-{model_name}-v{decision.candidate_version}",
         tags={"kind": "promotion", **tags},
     )
-    params = {
+    params: dict[str, str | float] = {
         "model_name": model_name,
         "candidate_version": decision.candidate_version,
         "champion_version": decision.champion_version or "-",
         "criterion": PROMOTION_CRITERION,
         "mae_tolerance": mae_tolerance,
     }
-    for key, value in params.items():
-        client.log_param(run.info.run_id, key, value)
+    for key, param in params.items():
+        client.log_param(run.info.run_id, key, param)
     for prefix, values in (
         ("candidate", decision.candidate_metrics),
         ("champion", decision.champion_metrics or {}),
     ):
-        for key, value in values.items():
-            client.log_metric(run.info.run_id, f"{prefix}_{key}", float(value))
+        for key, metric in values.items():
+            client.log_metric(run.info.run_id, f"{prefix}_{key}", float(metric))
     client.set_terminated(run.info.run_id)
