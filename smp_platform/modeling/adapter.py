@@ -113,18 +113,6 @@ class Adapter:
         self._module = None
 
 
-def identity_adapter(dim: int, ratio: float = 0.0) -> Adapter:
-    """An untrained adapter (only meaningful with ratio 0: the identity)."""
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        module = _build_module(dim, ratio)
-    return Adapter(
-        dim, ratio, {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
-    )
-
-
 def fit_adapter(
     X: np.ndarray, y: np.ndarray, settings: TrainSettings, *, seed: int | None = None
 ) -> Adapter:
