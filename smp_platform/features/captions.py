@@ -52,7 +52,8 @@ class ImageCaptioner:
         from transformers import pipeline
 
         try:
-            pipe = pipeline("image-to-text", model=str(weights.path), device=device)
+            # "image-to-text" is an alias transformers 5 routes to image-text-to-text
+            pipe = pipeline("image-text-to-text", model=str(weights.path), device=device)
         except (OSError, ValueError, KeyError) as exc:
             raise EncoderUnavailable(
                 f"cannot load the captioner from {weights.path} ({type(exc).__name__}: {exc}); "

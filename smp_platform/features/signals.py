@@ -35,7 +35,7 @@ def _as_rows(vectors: Any) -> tuple[np.ndarray, np.ndarray]:
     """(n, d) float64 matrix with zeros for missing rows, and a bool mask of present rows."""
     if isinstance(vectors, np.ndarray) and vectors.ndim == 2:
         matrix = vectors.astype(np.float64)
-        present = ~np.isnan(matrix).any(axis=1)
+        present = np.asarray(~np.isnan(matrix).any(axis=1), dtype=bool)
         return np.where(present[:, None], matrix, 0.0), present
     rows = list(vectors)
     dims = {np.asarray(v).shape for v in rows if v is not None}
@@ -186,7 +186,7 @@ def compute_image_semantics(
             "encoder_id",
         ]
         return pd.DataFrame(columns=columns), quarantine
-    image_vecs = np.stack([embeddings[i] for i in kept]).astype(np.float32)
+    image_vecs = np.stack([e for e in embeddings if e is not None]).astype(np.float32)
     kept_titles = [titles[i] for i in kept]
     title_vecs = image_encoder.encode_texts(kept_titles)
     similarity = _masked(cosine_rows(image_vecs, title_vecs), _present(kept_titles))
