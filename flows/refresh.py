@@ -6,6 +6,7 @@ from datetime import datetime
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from smp_platform.config import Settings
 from smp_platform.refresh import (
@@ -28,7 +29,9 @@ def materialize(settings: Settings, results: list[BatchResult]) -> int:
     return materialize_written(settings, results)
 
 
-@flow(name="refresh", log_prints=True)
+# In process, batches run one at a time: each model batch already uses every core through
+# torch, and concurrent batches would only fight over them. Scale-out is the Dask runner's job.
+@flow(name="refresh", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
 def refresh_flow(settings: Settings | None = None) -> RefreshSummary:
     """Compute features for posts that have none (or stale ones), validate, write, materialize.
 

@@ -50,6 +50,8 @@ def _quiet_environment() -> None:
         "TRANSFORMERS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # The temporary local API starts in ~5 s, slower on a busy 2-core machine.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "GIT_PYTHON_REFRESH": "quiet",
     }.items():

@@ -29,7 +29,7 @@ class EncoderSettings(BaseModel):
     clip_weights: str | None = None  # no CLIP weights are obtainable offline
     captioner: str | None = None  # a transformers image-to-text model directory
     perplexity_model: str | None = "packaged:smollm2-135m"
-    perplexity_max_tokens: int = 128
+    perplexity_max_tokens: int = 64  # the first 64 tokens carry the fluency signal; cost is linear
     batch_size: int = 32
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = None  # torch intra-op threads; None = number of cores

@@ -1,0 +1,54 @@
+"""Shared fixtures: a small real SMP-Video dataset cut from the bundled sample, a Prefect test
+server, and a platform that has been through ingest -> refresh -> train -> promote once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import fast_train_settings, write_subset
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@dataclass
+class Platform:
+    settings: object
+    train_dir: Path
+    unseen_dir: Path
+    train_outcome: object
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Platform:
+    """400 real labelled posts through the real pipeline (real encoders, Feast, MLflow)."""
+    from smp_platform import pipeline
+    from smp_platform.config import Settings
+
+    root = tmp_path_factory.mktemp("platform")
+    train_dir = write_subset("train", root / "train", n=400)
+    unseen_dir = write_subset("unlabeled", root / "unseen", n=40, with_labels=False)
+    settings = Settings(data_dir=root / "data", train=fast_train_settings())
+    settings.ensure_dirs()
+    pipeline.ingest(settings, "smp-video", train_dir)
+    pipeline.refresh(settings)
+    outcome = pipeline.train(settings)
+    pipeline.promote(settings, outcome.version)
+    return Platform(settings, train_dir, unseen_dir, outcome)

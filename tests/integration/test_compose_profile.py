@@ -1,0 +1,120 @@
+"""The compose profile against the real PostgreSQL and Redis of this machine.
+
+Feast SQL registry and MLflow tracking/registry live in a database of their own per test; the
+Feast online store is Redis, namespaced by a per-test Feast project and torn down afterwards.
+A server that cannot be reached fails the test with its name; it is never skipped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from smp_platform.config import ComposeSettings, EncoderSettings, Settings
+from tests.helpers import fast_train_settings, write_subset
+
+pytestmark = pytest.mark.integration
+
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _postgres_admin():  # type: ignore[no-untyped-def]
+    import psycopg
+
+    try:
+        return psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN} is not reachable: {exc}")
+
+
+def _redis():  # type: ignore[no-untyped-def]
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.fail(f"Redis at {REDIS_URL} is not reachable: {exc}")
+    return client
+
+
+@pytest.fixture
+def compose_settings(tmp_path: Path) -> Iterator[Settings]:
+    name = f"smp_{uuid.uuid4().hex[:10]}"
+    admin = _postgres_admin()
+    admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    settings = Settings(
+        profile="compose",
+        data_dir=tmp_path / "data",
+        feast_project=name,
+        feature_service="popularity_tabular_v1",
+        # Model-computed groups are covered on the embedded profile; this test is about stores.
+        encoders=EncoderSettings(text_model=None, perplexity_model=None),
+        train=fast_train_settings(),
+        compose=ComposeSettings(redis_url=REDIS_URL, postgres_dsn=dsn, mlflow_tracking_uri=dsn),
+    )
+    settings.ensure_dirs()
+    try:
+        yield settings
+    finally:
+        from smp_platform.store import FeatureStoreGateway
+
+        try:
+            FeatureStoreGateway(settings).store.teardown()
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.close()
+
+
+def test_refresh_train_promote_and_lookup_on_postgres_and_redis(
+    compose_settings: Settings, tmp_path: Path, prefect_server: None
+) -> None:
+    import psycopg
+
+    from smp_platform import pipeline
+
+    settings = compose_settings
+    redis_client = _redis()
+    data = write_subset("train", tmp_path / "train", n=150)
+    pipeline.ingest(settings, "smp-video", data)
+    summary = pipeline.refresh(settings)
+    assert summary.written["post_temporal"] == 150
+    assert set(summary.disabled) >= {"text", "perplexity"}
+    outcome = pipeline.train(settings)
+    decision = pipeline.promote(settings, outcome.version)
+    assert "first champion" in str(decision)
+
+    # The stores really are the servers: registry and MLflow tables in Postgres, rows in Redis.
+    dbname = settings.compose.postgres_dsn.rsplit("/", 1)[1]
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{dbname}") as con:
+        tables = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
+        versions = con.execute("SELECT count(*) FROM model_versions").fetchone()[0]
+    assert {"feature_views", "feature_services", "model_versions", "registered_models"} <= tables
+    assert versions == 1
+    assert redis_client.dbsize() > 0
+
+    post_id = __import__("pandas").read_json(next(data.glob("*posts*")), lines=True)["pid"].iloc[-1]
+    with pipeline.running_service(settings) as url:
+        body = httpx.get(f"{url}/v1/posts/{post_id}/popularity", timeout=30).json()
+    assert body["post_id"] == post_id
+    assert body["model_version"] == outcome.version
+    assert 0 < body["popularity"] < 20
+
+
+def test_compose_profile_renders_redis_and_sql_registry(compose_settings: Settings) -> None:
+    from smp_platform.store import FeatureStoreGateway
+
+    config = FeatureStoreGateway(compose_settings).config_dict()
+    assert config["online_store"] == {"type": "redis",
+                                      "connection_string": "127.0.0.1:6379,db=0"}
+    assert config["registry"]["registry_type"] == "sql"
+    assert config["registry"]["path"] == compose_settings.compose.postgres_dsn
+    assert config["project"] == compose_settings.feast_project
+    assert compose_settings.mlflow_tracking_uri == compose_settings.compose.mlflow_tracking_uri

@@ -1,0 +1,158 @@
+"""The spine end to end on the embedded default: real DuckDB, Feast, MLflow, Prefect, GE."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pandas as pd
+import pytest
+
+from feature_repo.feature_views import VIEW_FIELDS
+from smp_platform import pipeline
+from smp_platform.config import Settings
+from smp_platform.store import FeatureStoreGateway
+
+pytestmark = pytest.mark.integration
+
+
+def _view_rows(settings: Settings) -> dict[str, int]:
+    gateway = FeatureStoreGateway(settings)
+    return {view: gateway.row_count(view) for view in VIEW_FIELDS}
+
+
+def test_refresh_wrote_every_enabled_group_and_switched_off_the_image_group(platform) -> None:
+    rows = _view_rows(platform.settings)
+    for view in ("post_author", "post_temporal", "post_content", "post_text_semantics",
+                 "post_perplexity"):
+        assert rows[view] == 400, view
+    # No CLIP weights exist offline: the image group is off, never filled with random weights.
+    assert rows["post_image_semantics"] == 0
+
+
+def test_second_refresh_computes_and_adds_nothing(platform) -> None:
+    before = _view_rows(platform.settings)
+    summary = pipeline.refresh(platform.settings)
+    assert _view_rows(platform.settings) == before
+    assert sum(summary.written.values()) == 0
+    assert all(n == 0 for n in summary.stale.values())
+
+
+def test_training_frame_features_match_the_offline_rows(platform) -> None:
+    from smp_platform.datasets import labelled_frame
+
+    frame = labelled_frame(platform.settings)
+    assert len(frame) == 400
+    assert frame["popularity"].notna().all()
+    # Every labelled post got its text features and perplexity through the point-in-time join.
+    assert frame["text_embedding"].map(lambda v: v is not None and len(v) == 384).all()
+    assert (frame["perplexity"] > 1).all()
+
+
+def test_the_first_trained_version_became_champion_with_its_feature_service(platform) -> None:
+    from smp_platform.training import current_champion
+
+    version, service = current_champion(platform.settings)
+    assert version == platform.train_outcome.version
+    assert service == platform.settings.feature_service
+    metrics = platform.train_outcome.metrics
+    assert -1 <= metrics["src"] <= 1 and metrics["mae"] > 0
+
+
+def test_online_prediction_equals_batch_prediction_for_unseen_posts(platform, tmp_path) -> None:
+    output = tmp_path / "predictions.csv"
+    n = pipeline.predict_batch(platform.settings, "smp-video", platform.unseen_dir, output)
+    batch = pd.read_csv(output, dtype={"post_id": str})
+    assert n == len(batch) == 40
+    assert batch["popularity"].between(0, 20).all()
+    with pipeline.running_service(platform.settings) as url:
+        online = {
+            pid: httpx.get(f"{url}/v1/posts/{pid}/popularity", timeout=30).json()
+            for pid in batch["post_id"]
+        }
+    for row in batch.itertuples():
+        body = online[row.post_id]
+        assert body["model_version"] == platform.train_outcome.version
+        # No training/serving skew: the online store serves what the offline store holds.
+        assert body["popularity"] == pytest.approx(row.popularity, abs=1e-6)
+
+
+def test_service_answers_404_for_an_unknown_post_and_reports_health(platform) -> None:
+    with pipeline.running_service(platform.settings) as url:
+        missing = httpx.get(f"{url}/v1/posts/NO_SUCH_POST/popularity", timeout=30)
+        health = httpx.get(f"{url}/healthz", timeout=30).json()
+    assert missing.status_code == 404
+    assert "NO_SUCH_POST" in missing.json()["detail"]
+    assert health == {"status": "ok", "model_name": platform.settings.train.model_name,
+                      "model_version": platform.train_outcome.version}
+
+
+def test_a_new_champion_is_served_without_a_restart(platform) -> None:
+    from mlflow import MlflowClient
+
+    from smp_platform.training import train_candidate
+
+    settings = platform.settings
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    name = settings.train.model_name
+    old = client.get_model_version_by_alias(name, "champion").version
+    post_id = pd.read_json(next(platform.train_dir.glob("*posts*")), lines=True)["pid"].iloc[0]
+    with pipeline.running_service(settings, poll_seconds=0) as url:
+        before = httpx.get(f"{url}/v1/posts/{post_id}/popularity", timeout=30).json()
+        retrained = settings.model_copy(
+            update={"train": settings.train.model_copy(update={"seed": 7, "iterations": 60})}
+        )
+        candidate = train_candidate(retrained)
+        client.set_registered_model_alias(name, "champion", candidate.version)
+        try:
+            after = httpx.get(f"{url}/v1/posts/{post_id}/popularity", timeout=30).json()
+        finally:
+            client.set_registered_model_alias(name, "champion", old)
+    assert before["model_version"] == old
+    assert after["model_version"] == candidate.version != old
+
+
+def test_promotion_refuses_a_worse_candidate_and_keeps_the_alias(platform) -> None:
+    from mlflow import MlflowClient
+
+    from smp_platform.training import promote_candidate, train_candidate
+
+    settings = platform.settings
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    name = settings.train.model_name
+    champion_before = client.get_model_version_by_alias(name, "champion").version
+    # A model with 2 trees of depth 1 cannot beat the champion trained on the same data.
+    weak = settings.model_copy(
+        update={"train": settings.train.model_copy(update={"iterations": 2, "depth": 1})}
+    )
+    candidate = train_candidate(weak)
+    decision = promote_candidate(settings, candidate.version)
+    assert not decision.promoted
+    assert client.get_model_version_by_alias(name, "champion").version == champion_before
+    tags = client.get_model_version(name, candidate.version).tags
+    assert tags["promotion_decision"] in {"refused", "rejected", "not promoted", "False", "false"} \
+        or "not" in tags["promotion_decision"].lower() or tags["promotion_decision"] == "kept"
+
+
+def test_point_in_time_join_never_uses_a_feature_written_after_the_label_time(tmp_path) -> None:
+    from smp_platform.features.tabular import compute_temporal_features
+
+    settings = Settings(data_dir=tmp_path / "pit")
+    gateway = FeatureStoreGateway(settings)
+    gateway.apply()
+    posted = pd.Timestamp("2023-03-01 10:00")
+    posts = pd.DataFrame({"post_id": ["p1"], "posted_at": [posted]})
+    original = compute_temporal_features(posts).assign(input_hash="v1", encoder_id="t")
+    gateway.write_view("post_temporal", original, datetime(2023, 3, 1, 10, 5, tzinfo=UTC))
+    # A later row for the same post (e.g. a correction) with a different value.
+    later = original.assign(event_timestamp=posted + timedelta(days=2), post_hour=23,
+                            input_hash="v2")
+    gateway.write_view("post_temporal", later, datetime(2023, 3, 3, tzinfo=UTC))
+    entities = pd.DataFrame(
+        {"post_id": ["p1", "p1"],
+         "event_timestamp": [posted + timedelta(hours=1), posted + timedelta(days=3)]}
+    )
+    frame = gateway.historical_features(entities, "popularity_tabular_v1")
+    assert frame["post_hour"].tolist() == [10, 23]
+    before_post = pd.DataFrame({"post_id": ["p1"], "event_timestamp": [posted - timedelta(hours=1)]})
+    assert gateway.historical_features(before_post, "popularity_tabular_v1")["post_hour"].isna().all()
