@@ -249,8 +249,9 @@ def plan_refresh(settings: Settings, groups: tuple[FeatureGroup, ...] = GROUPS) 
 
     gateway = FeatureStoreGateway(settings)
     gateway.apply()
+    # Only the keys the input hash is made of: the batches read their posts' columns later.
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
-        posts = warehouse.posts_frame()
+        posts = warehouse.post_input_keys()
     posts = posts.assign(input_hash=input_hashes(posts))
     plan = RefreshPlan(batches=[], stale={}, disabled={})
     for group in groups:

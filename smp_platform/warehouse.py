@@ -278,6 +278,19 @@ class Warehouse:
         frame["tags"] = [None if t is None else list(t) for t in frame["tags"]]
         return _typed(frame, {**TABLES["posts"], **TABLES["post_authors"]})
 
+    def post_input_keys(self) -> pd.DataFrame:
+        """post_id, content_hash and author_content_hash of every post, by time.
+
+        What :func:`smp_platform.refresh.input_hashes` needs to plan a refresh, without
+        loading every column of every post (titles, tags, author fields) as ``posts_frame``
+        would: three short strings per post. Same order and same values as ``posts_frame()``.
+        """
+        return self._con.execute(
+            "SELECT p.post_id, p.content_hash, a.content_hash AS author_content_hash "
+            "FROM posts p LEFT JOIN post_authors a ON a.post_id = p.post_id "
+            "ORDER BY p.posted_at, p.post_id"
+        ).df()
+
     def labels_frame(self) -> pd.DataFrame:
         """post_id, popularity and the post's posted_at, by time."""
         return self._con.execute(
