@@ -10,7 +10,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
@@ -56,11 +56,6 @@ def _quiet_environment() -> None:
         "GIT_PYTHON_REFRESH": "quiet",
     }.items():
         os.environ.setdefault(key, value)
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
 
 
 @app.callback()
@@ -199,7 +194,8 @@ def main() -> None:
     try:
         app()
     except (UserError, SourceError) as exc:
-        fail(str(exc), getattr(exc, "exit_code", 2))
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -70,8 +70,11 @@ def promote(settings: Settings, version: str | None = None) -> Any:
 def predict_batch(settings: Settings, fmt: str, path: Path, output: Path) -> int:
     """Load posts (without labels), refresh their features, and let the champion predict them."""
     from smp_platform.sources import read_source
-    from smp_platform.training import predict_posts
+    from smp_platform.training import current_champion, predict_posts
 
+    if current_champion(settings) is None:  # say so before computing any feature
+        raise UserError(f"no @champion of {settings.train.model_name}: run `smp train` and "
+                        "`smp promote` first")
     batch = read_source(fmt, Path(path), with_labels=False)  # type: ignore[arg-type]
     post_ids = batch.posts["post_id"].tolist()
     if not post_ids:
