@@ -8,7 +8,7 @@ from smp_platform.config import Settings
 from smp_platform.training import promote_candidate
 
 
-@flow(name="promote", log_prints=True)
+@flow(name="promote", log_prints=False)
 def promote_flow(settings: Settings | None = None, version: str | None = None) -> str:
     settings = settings or Settings()  # a deployment run: from SMP_* env
     decision = promote_candidate(settings, version)
@@ -16,7 +16,7 @@ def promote_flow(settings: Settings | None = None, version: str | None = None) -
     return str(decision)
 
 
-@flow(name="train-and-promote", log_prints=True)
+@flow(name="train-and-promote", log_prints=False)
 def train_and_promote_flow(settings: Settings | None = None) -> str:
     """The nightly model job, run after the feature refresh."""
     settings = settings or Settings()  # a deployment run: from SMP_* env

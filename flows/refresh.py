@@ -31,7 +31,7 @@ def materialize(settings: Settings, results: list[BatchResult]) -> int:
 
 # In process, batches run one at a time: each model batch already uses every core through
 # torch, and concurrent batches would only fight over them. Scale-out is the Dask runner's job.
-@flow(name="refresh", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
+@flow(name="refresh", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=1))
 def refresh_flow(settings: Settings | None = None) -> RefreshSummary:
     """Compute features for posts that have none (or stale ones), validate, write, materialize.
 

@@ -8,7 +8,7 @@ from smp_platform.config import Settings
 from smp_platform.training import TrainOutcome, train_candidate
 
 
-@flow(name="train", log_prints=True)
+@flow(name="train", log_prints=False)
 def train_flow(settings: Settings | None = None) -> TrainOutcome:
     """Labels -> entity frame -> get_historical_features -> adapter + CatBoost -> MLflow."""
     settings = settings or Settings()  # a deployment run: from SMP_* env

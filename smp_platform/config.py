@@ -29,7 +29,9 @@ class EncoderSettings(BaseModel):
     clip_weights: str | None = None  # no CLIP weights are obtainable offline
     captioner: str | None = None  # a transformers image-to-text model directory
     perplexity_model: str | None = "packaged:smollm2-135m"
-    perplexity_max_tokens: int = 64  # the first 64 tokens carry the fluency signal; cost is linear
+    # Perplexity of the first 32 tokens: the fluency signal is there, and the LM pass (the
+    # slowest stage on a CPU) costs in proportion to the tokens scored.
+    perplexity_max_tokens: int = 32
     batch_size: int = 32
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = None  # torch intra-op threads; None = number of cores
@@ -78,6 +80,7 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     dask_address: str | None = None  # None: a LocalCluster when the Dask runner is asked for
     dask_workers: int = 2
+    model_cache_dir: Path | None = None  # converted weights; default <data dir>/models
     encoders: EncoderSettings = Field(default_factory=EncoderSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     compose: ComposeSettings = Field(default_factory=ComposeSettings)
@@ -119,6 +122,8 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         """Converted / cached model weights (e.g. SmolLM2 GGUF -> float32)."""
+        if self.model_cache_dir is not None:
+            return self.model_cache_dir.expanduser().resolve()
         return self.root / "models"
 
     @property

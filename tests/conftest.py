@@ -4,6 +4,7 @@ server, and a platform that has been through ingest -> refresh -> train -> promo
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+# One converted copy of the packaged LM for the whole session, not one per data dir.
+os.environ.setdefault("SMP_MODEL_CACHE_DIR", tempfile.mkdtemp(prefix="smp-test-models-"))
 
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
