@@ -202,8 +202,8 @@ class FeatureStoreGateway:
         import duckdb
 
         with duckdb.connect() as con:
-            row = con.sql(f"SELECT count(*) FROM read_parquet('{self.view_glob(view_name)}')")
-            return int(row.fetchone()[0])  # type: ignore[index]
+            rows = con.sql(f"SELECT count(*) FROM read_parquet('{self.view_glob(view_name)}')")
+            return int(rows.fetchall()[0][0])
 
     def historical_features(self, entity_df: pd.DataFrame, service_name: str) -> pd.DataFrame:
         """Point-in-time join of the service's features onto (post_id, event_timestamp)."""

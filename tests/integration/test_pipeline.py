@@ -46,7 +46,9 @@ def test_training_frame_features_match_the_offline_rows(platform) -> None:
     assert frame["popularity"].notna().all()
     # Every labelled post got its text features and perplexity through the point-in-time join.
     assert frame["text_embedding"].map(lambda v: v is not None and len(v) == 384).all()
-    assert (frame["perplexity"] > 1).all()
+    # Perplexity is undefined (null) only for posts without text.
+    assert (frame["perplexity"].dropna() > 1).all()
+    assert frame["perplexity"].notna().mean() > 0.9
 
 
 def test_the_first_trained_version_became_champion_with_its_feature_service(platform) -> None:
@@ -95,7 +97,7 @@ def test_a_new_champion_is_served_without_a_restart(platform) -> None:
     settings = platform.settings
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     name = settings.train.model_name
-    old = client.get_model_version_by_alias(name, "champion").version
+    old = str(client.get_model_version_by_alias(name, "champion").version)
     post_id = pd.read_json(next(platform.train_dir.glob("*posts*")), lines=True)["pid"].iloc[0]
     with pipeline.running_service(settings, poll_seconds=0) as url:
         before = httpx.get(f"{url}/v1/posts/{post_id}/popularity", timeout=30).json()
@@ -120,7 +122,7 @@ def test_promotion_refuses_a_worse_candidate_and_keeps_the_alias(platform) -> No
     settings = platform.settings
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     name = settings.train.model_name
-    champion_before = client.get_model_version_by_alias(name, "champion").version
+    champion_before = str(client.get_model_version_by_alias(name, "champion").version)
     # A model with 2 trees of depth 1 cannot beat the champion trained on the same data.
     weak = settings.model_copy(
         update={"train": settings.train.model_copy(update={"iterations": 2, "depth": 1})}
@@ -128,10 +130,10 @@ def test_promotion_refuses_a_worse_candidate_and_keeps_the_alias(platform) -> No
     candidate = train_candidate(weak)
     decision = promote_candidate(settings, candidate.version)
     assert not decision.promoted
-    assert client.get_model_version_by_alias(name, "champion").version == champion_before
+    assert str(client.get_model_version_by_alias(name, "champion").version) == champion_before
     tags = client.get_model_version(name, candidate.version).tags
-    assert tags["promotion_decision"] in {"refused", "rejected", "not promoted", "False", "false"} \
-        or "not" in tags["promotion_decision"].lower() or tags["promotion_decision"] == "kept"
+    assert tags["promotion_decision"] == "refused"
+    assert champion_before in tags["promotion_compared_to"]
 
 
 def test_point_in_time_join_never_uses_a_feature_written_after_the_label_time(tmp_path) -> None:
