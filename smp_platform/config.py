@@ -73,7 +73,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".smp")
     feature_service: str = "popularity_v1"
     feast_project: str = "smp"  # also namespaces the Redis keys of the compose profile
-    refresh_batch_size: int = 500  # posts per partition: the unit of progress, retry and Dask work
+    # Posts per partition (the unit of progress, retry and Dask work). Tabular batches are
+    # cheap and carry a fixed validation cost, so they are larger than model batches.
+    refresh_batch_size: int = 2000
+    model_batch_size: int = 500
     materialize_overlap_hours: float = 1.0
     materialize_window_days: float = 92.0  # bounded windows: memory independent of history
     refresh_cron: str = "0 2 * * *"

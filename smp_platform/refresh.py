@@ -265,7 +265,8 @@ def plan_refresh(settings: Settings, groups: tuple[FeatureGroup, ...] = GROUPS) 
         todo = stale_posts(posts, stored, encoder_id)
         plan.stale[group.name] = len(todo)
         ids = todo["post_id"].tolist()
-        size = max(1, settings.refresh_batch_size)
+        batch = settings.refresh_batch_size if group.name == "tabular" else settings.model_batch_size
+        size = max(1, batch)
         plan.batches += [(group.name, ids[i : i + size]) for i in range(0, len(ids), size)]
     return plan
 

@@ -163,7 +163,6 @@ def run_ablation_table(settings: Settings) -> str:
 def write_reports(settings: Settings) -> list[Path]:
     """The paper's figures for the current data, logged to MLflow as a run of their own."""
     import mlflow
-
     from smp_platform.modeling.report import write_report
     from smp_platform.modeling.train import time_split, train_model
 

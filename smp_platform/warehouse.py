@@ -320,7 +320,11 @@ class Warehouse:
                 """
                 WITH moments AS (  -- posts at the same instant do not precede each other
                   SELECT user_id, posted_at, count(*) AS n_posts
-                  FROM posts GROUP BY user_id, posted_at
+                  FROM posts
+                  -- only the batch's authors: a batch costs its authors' history, not the table
+                  WHERE user_id IN (SELECT p.user_id FROM wanted_posts w
+                                    JOIN posts p ON p.post_id = w.post_id)
+                  GROUP BY user_id, posted_at
                 ),
                 history AS (
                   SELECT user_id, posted_at,

@@ -29,7 +29,9 @@ def test_dask_refresh_matches_the_in_process_refresh(tmp_path: Path, prefect_ser
     for runner in ("local", "dask"):
         settings = Settings(
             data_dir=tmp_path / runner,
-            refresh_batch_size=30,  # several partitions, so both workers get some
+            # several partitions, so both workers get some
+            refresh_batch_size=30,
+            model_batch_size=30,
             dask_workers=2,
             encoders=EncoderSettings(perplexity_model=None),
         )

@@ -91,7 +91,6 @@ def test_service_answers_404_for_an_unknown_post_and_reports_health(platform) ->
 
 def test_a_new_champion_is_served_without_a_restart(platform) -> None:
     from mlflow import MlflowClient
-
     from smp_platform.training import train_candidate
 
     settings = platform.settings
@@ -116,7 +115,6 @@ def test_a_new_champion_is_served_without_a_restart(platform) -> None:
 
 def test_promotion_refuses_a_worse_candidate_and_keeps_the_alias(platform) -> None:
     from mlflow import MlflowClient
-
     from smp_platform.training import promote_candidate, train_candidate
 
     settings = platform.settings
@@ -158,3 +156,17 @@ def test_point_in_time_join_never_uses_a_feature_written_after_the_label_time(tm
     assert frame["post_hour"].tolist() == [10, 23]
     before_post = pd.DataFrame({"post_id": ["p1"], "event_timestamp": [posted - timedelta(hours=1)]})
     assert gateway.historical_features(before_post, "popularity_tabular_v1")["post_hour"].isna().all()
+
+
+def test_changing_one_encoder_replans_only_its_group(platform) -> None:
+    from smp_platform.refresh import plan_refresh
+
+    settings = platform.settings
+    # A different token bound changes the perplexity encoder's identity, nothing else.
+    changed = settings.model_copy(
+        update={"encoders": settings.encoders.model_copy(update={"perplexity_max_tokens": 16})}
+    )
+    assert plan_refresh(settings).stale == {"tabular": 0, "text": 0, "perplexity": 0}
+    plan = plan_refresh(changed)
+    assert plan.stale == {"tabular": 0, "text": 0, "perplexity": 400}
+    assert {group for group, _ in plan.batches} == {"perplexity"}
