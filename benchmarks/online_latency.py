@@ -24,8 +24,12 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 def _percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"p50_ms": pick(0.50) * 1e3, "p99_ms": pick(0.99) * 1e3,
-            "mean_ms": statistics.fmean(ordered) * 1e3, "rps": len(ordered) / sum(ordered)}
+    return {
+        "p50_ms": pick(0.50) * 1e3,
+        "p99_ms": pick(0.99) * 1e3,
+        "mean_ms": statistics.fmean(ordered) * 1e3,
+        "rps": len(ordered) / sum(ordered),
+    }
 
 
 def build_platform(root: Path):  # type: ignore[no-untyped-def]
@@ -34,7 +38,8 @@ def build_platform(root: Path):  # type: ignore[no-untyped-def]
     from smp_platform.config import EncoderSettings, Settings, TrainSettings
 
     settings = Settings(
-        data_dir=root, feature_service="popularity_tabular_v1",
+        data_dir=root,
+        feature_service="popularity_tabular_v1",
         encoders=EncoderSettings(text_model=None, perplexity_model=None),
         train=TrainSettings(iterations=300),
     )
@@ -79,11 +84,15 @@ def main() -> None:
     feature_service = gateway.feature_service(service)
     store = gateway.store
     for pid in sequence[: args.warmup]:
-        store.get_online_features(features=feature_service, entity_rows=[{"post_id": pid}]).to_dict()
+        store.get_online_features(
+            features=feature_service, entity_rows=[{"post_id": pid}]
+        ).to_dict()
     bare = []
     for pid in sequence:
         start = time.perf_counter()
-        store.get_online_features(features=feature_service, entity_rows=[{"post_id": pid}]).to_dict()
+        store.get_online_features(
+            features=feature_service, entity_rows=[{"post_id": pid}]
+        ).to_dict()
         bare.append(time.perf_counter() - start)
 
     http = []
@@ -96,13 +105,17 @@ def main() -> None:
             http.append(time.perf_counter() - start)
 
     b, h = _percentiles(bare), _percentiles(http)
-    print(f"\nonline lookup, {args.requests:,} requests over {len(post_ids):,} posts, "
-          f"model version {version}, feature service {service}")
+    print(
+        f"\nonline lookup, {args.requests:,} requests over {len(post_ids):,} posts, "
+        f"model version {version}, feature service {service}"
+    )
     print(f"{'':34}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}")
-    print(f"{'bare Feast get_online_features':34}{b['p50_ms']:>10.2f}{b['p99_ms']:>10.2f}{b['rps']:>10.0f}")
-    print(f"{'GET /v1/posts/{id}/popularity':34}{h['p50_ms']:>10.2f}{h['p99_ms']:>10.2f}{h['rps']:>10.0f}")
-    print(f"ratio endpoint / bare Feast: p50 {h['p50_ms'] / b['p50_ms']:.2f}x, "
-          f"p99 {h['p99_ms'] / b['p99_ms']:.2f}x, throughput {h['rps'] / b['rps']:.2f}x")
+    for label, row in (("bare Feast get_online_features", b), ("GET /v1/posts/{id}/popularity", h)):
+        print(f"{label:34}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}{row['rps']:>10.0f}")
+    print(
+        f"ratio endpoint / bare Feast: p50 {h['p50_ms'] / b['p50_ms']:.2f}x, "
+        f"p99 {h['p99_ms'] / b['p99_ms']:.2f}x, throughput {h['rps'] / b['rps']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

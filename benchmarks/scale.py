@@ -40,16 +40,39 @@ STAGES = ("generate", "ingest", "plan", "compute", "materialize", "train")
 WARM_IMPORTS = {
     "generate": ("smp_platform.synthetic",),
     "ingest": ("smp_platform.pipeline", "smp_platform.sources", "smp_platform.warehouse"),
-    "plan": ("smp_platform.refresh", "smp_platform.store", "smp_platform.warehouse",
-             "smp_platform.features.encoders", "feast", "feature_repo.feature_services"),
-    "compute": ("smp_platform.refresh", "smp_platform.store", "smp_platform.warehouse",
-                "smp_platform.validation", "smp_platform.features.tabular", "feast",
-                "feature_repo.feature_services"),
-    "materialize": ("smp_platform.refresh", "smp_platform.store", "feast",
-                    "feature_repo.feature_services"),
-    "train": ("smp_platform.training", "smp_platform.modeling.train",
-              "smp_platform.modeling.registry", "smp_platform.store", "catboost", "mlflow",
-              "feast", "feature_repo.feature_services"),
+    "plan": (
+        "smp_platform.refresh",
+        "smp_platform.store",
+        "smp_platform.warehouse",
+        "smp_platform.features.encoders",
+        "feast",
+        "feature_repo.feature_services",
+    ),
+    "compute": (
+        "smp_platform.refresh",
+        "smp_platform.store",
+        "smp_platform.warehouse",
+        "smp_platform.validation",
+        "smp_platform.features.tabular",
+        "feast",
+        "feature_repo.feature_services",
+    ),
+    "materialize": (
+        "smp_platform.refresh",
+        "smp_platform.store",
+        "feast",
+        "feature_repo.feature_services",
+    ),
+    "train": (
+        "smp_platform.training",
+        "smp_platform.modeling.train",
+        "smp_platform.modeling.registry",
+        "smp_platform.store",
+        "catboost",
+        "mlflow",
+        "feast",
+        "feature_repo.feature_services",
+    ),
 }
 
 
@@ -103,8 +126,11 @@ def _run_stage(stage: str, job: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         from smp_platform.refresh import plan_refresh
 
         plan = plan_refresh(settings)
-        print(f"    plan: stale {plan.stale}, {len(plan.batches)} batch(es); "
-              f"off: {', '.join(plan.disabled)}", flush=True)
+        print(
+            f"    plan: stale {plan.stale}, {len(plan.batches)} batch(es); "
+            f"off: {', '.join(plan.disabled)}",
+            flush=True,
+        )
         return sum(len(ids) for _, ids in plan.batches), {"batches": plan.batches}
     if stage == "compute":
         from smp_platform.refresh import RefreshSummary, now_utc, process_batch
@@ -119,9 +145,11 @@ def _run_stage(stage: str, job: dict[str, Any]) -> tuple[int, dict[str, Any]]:
             results.append(result)
             summary.add(result)
             if i == len(batches) or i % max(1, len(batches) // 10) == 0:
-                print(f"    compute: batch {i}/{len(batches)} "
-                      f"({time.perf_counter() - started:,.1f} s, RSS {_rss_mb():,.0f} MB)",
-                      flush=True)
+                print(
+                    f"    compute: batch {i}/{len(batches)} "
+                    f"({time.perf_counter() - started:,.1f} s, RSS {_rss_mb():,.0f} MB)",
+                    flush=True,
+                )
         if summary.failures:
             raise RuntimeError(f"validation failures: {summary.failures[:3]}")
         return sum(len(ids) for _, ids in batches), {"results": results}
@@ -154,13 +182,23 @@ def _child(stage: str, job: dict[str, Any], conn: Any) -> None:
         t1 = time.perf_counter()
         rows, extra = _run_stage(stage, job)
         wall = time.perf_counter() - t1
-        conn.send({"ok": True, "rows": rows, "wall_s": wall, "import_s": import_s,
-                   "base_mb": base_mb, "peak_mb": _peak_mb(), "extra": extra})
+        conn.send(
+            {
+                "ok": True,
+                "rows": rows,
+                "wall_s": wall,
+                "import_s": import_s,
+                "base_mb": base_mb,
+                "peak_mb": _peak_mb(),
+                "extra": extra,
+            }
+        )
     except BaseException as exc:  # report, do not hang the parent
         import traceback
 
-        conn.send({"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                   "trace": traceback.format_exc()})
+        conn.send(
+            {"ok": False, "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
+        )
     finally:
         conn.close()
 
@@ -174,8 +212,11 @@ def run_stage(stage: str, job: dict[str, Any]) -> dict[str, Any]:
     try:
         report = parent.recv()
     except EOFError:
-        report = {"ok": False, "error": f"the {stage} process died (exit {proc.exitcode})",
-                  "trace": ""}
+        report = {
+            "ok": False,
+            "error": f"the {stage} process died (exit {proc.exitcode})",
+            "trace": "",
+        }
     proc.join()
     if not report["ok"]:
         raise SystemExit(f"{stage} failed: {report['error']}\n{report['trace']}")
@@ -212,14 +253,18 @@ def growth_lines(rows: list[dict[str, Any]], sizes: list[int]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000",
-                        help="comma-separated post counts (default 10000,100000)")
+    parser.add_argument(
+        "--sizes", default="10000,100000", help="comma-separated post counts (default 10000,100000)"
+    )
     parser.add_argument("--work-dir", type=Path, help="where data dirs go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the data dirs")
     parser.add_argument("--iterations", type=int, default=300, help="CatBoost iterations")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int,
-                        help="posts per refresh batch (default: the settings' refresh_batch_size)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="posts per refresh batch (default: the settings' refresh_batch_size)",
+    )
     args = parser.parse_args()
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
 
@@ -229,34 +274,48 @@ def main() -> None:
     console = Console(width=max(120, shutil.get_terminal_size().columns))
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="smp-scale-"))
     work.mkdir(parents=True, exist_ok=True)
-    console.print(f"work dir {work}; refresh batch size {args.batch_size or 'default'}; "
-                  f"{os.cpu_count()} cores; load average "
-                  f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    console.print(
+        f"work dir {work}; refresh batch size {args.batch_size or 'default'}; "
+        f"{os.cpu_count()} cores; load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     rows: list[dict[str, Any]] = []
     try:
         for n in sizes:
             base = work / f"n{n}"
             if base.exists():
                 shutil.rmtree(base)
-            job: dict[str, Any] = {"n_posts": n, "seed": args.seed, "iterations": args.iterations,
-                                   "batch_size": args.batch_size,
-                                   "input_dir": str(base / "input"),
-                                   "data_dir": str(base / "data")}
+            job: dict[str, Any] = {
+                "n_posts": n,
+                "seed": args.seed,
+                "iterations": args.iterations,
+                "batch_size": args.batch_size,
+                "input_dir": str(base / "input"),
+                "data_dir": str(base / "data"),
+            }
             console.rule(f"{n:,} posts")
             for stage in STAGES:
                 console.print(f"[bold]{stage}[/] ...")
                 load = os.getloadavg()[0]
                 report = run_stage(stage, job)
                 job.update(report["extra"])
-                row = {"size": n, "stage": stage, "rows": report["rows"],
-                       "wall_s": report["wall_s"], "import_s": report["import_s"],
-                       "base_mb": report["base_mb"], "peak_mb": report["peak_mb"],
-                       "data_mb": report["peak_mb"] - report["base_mb"], "load": load}
+                row = {
+                    "size": n,
+                    "stage": stage,
+                    "rows": report["rows"],
+                    "wall_s": report["wall_s"],
+                    "import_s": report["import_s"],
+                    "base_mb": report["base_mb"],
+                    "peak_mb": report["peak_mb"],
+                    "data_mb": report["peak_mb"] - report["base_mb"],
+                    "load": load,
+                }
                 rows.append(row)
                 console.print(
                     f"  {stage}: {row['wall_s']:,.1f} s, {_fmt_rate(row['rows'], row['wall_s'])}"
                     f" rows/s, peak RSS {row['peak_mb']:,.0f} MB (after imports "
-                    f"{row['base_mb']:,.0f} MB; imports {row['import_s']:.1f} s)")
+                    f"{row['base_mb']:,.0f} MB; imports {row['import_s']:.1f} s)"
+                )
             if not args.keep:
                 shutil.rmtree(base, ignore_errors=True)
     finally:
@@ -264,13 +323,30 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
     table = Table(title="scale: tabular pipeline, one process per stage")
-    for name in ("size", "stage", "rows", "wall s", "rows/s", "peak RSS MB", "data MB",
-                 "imports s", "load 1m"):
+    for name in (
+        "size",
+        "stage",
+        "rows",
+        "wall s",
+        "rows/s",
+        "peak RSS MB",
+        "data MB",
+        "imports s",
+        "load 1m",
+    ):
         table.add_column(name, justify="left" if name == "stage" else "right")
     for r in rows:
-        table.add_row(f"{r['size']:,}", r["stage"], f"{r['rows']:,}", f"{r['wall_s']:,.1f}",
-                      _fmt_rate(r["rows"], r["wall_s"]), f"{r['peak_mb']:,.0f}",
-                      f"{r['data_mb']:,.0f}", f"{r['import_s']:.1f}", f"{r['load']:.2f}")
+        table.add_row(
+            f"{r['size']:,}",
+            r["stage"],
+            f"{r['rows']:,}",
+            f"{r['wall_s']:,.1f}",
+            _fmt_rate(r["rows"], r["wall_s"]),
+            f"{r['peak_mb']:,.0f}",
+            f"{r['data_mb']:,.0f}",
+            f"{r['import_s']:.1f}",
+            f"{r['load']:.2f}",
+        )
     console.print(table)
     console.print("[bold]growth[/] (factor per 10x data; x10 = linear, x1 = flat):")
     for line in growth_lines(rows, sizes):
@@ -279,8 +355,10 @@ def main() -> None:
     print("\n| size | stage | wall s | rows/s | peak RSS MB | data MB |")
     print("|---:|---|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['size']:,} | {r['stage']} | {r['wall_s']:,.1f} | "
-              f"{_fmt_rate(r['rows'], r['wall_s'])} | {r['peak_mb']:,.0f} | {r['data_mb']:,.0f} |")
+        print(
+            f"| {r['size']:,} | {r['stage']} | {r['wall_s']:,.1f} | "
+            f"{_fmt_rate(r['rows'], r['wall_s'])} | {r['peak_mb']:,.0f} | {r['data_mb']:,.0f} |"
+        )
     console.print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -1,4 +1,4 @@
-"""Offline sources: partitioned parquet written by the platform under ``<data dir>/offline/<view>/``.
+"""Offline sources: partitioned parquet under ``<data dir>/offline/<view>/``.
 
 Each refresh batch writes one file per view, named by its content, so a re-run overwrites
 instead of duplicating. Feast's DuckDB offline store scans the glob in place.

@@ -40,15 +40,27 @@ AUTHOR_FIELDS = [
     Field(name="author_digg_count_log", dtype=Float64, description="log1p(likes given)"),
     Field(name="author_friend_count_log", dtype=Float64, description="log1p(friends)"),
     Field(name="author_likes_per_post_log", dtype=Float64, description="log1p(likes / posts)"),
-    Field(name="author_follower_following_log_ratio", dtype=Float64,
-          description="log1p(followers) - log1p(following)"),
+    Field(
+        name="author_follower_following_log_ratio",
+        dtype=Float64,
+        description="log1p(followers) - log1p(following)",
+    ),
     Field(name="author_is_pro", dtype=Float64, description="1 pro account, 0 not, null unknown"),
-    Field(name="author_account_age_days", dtype=Float64,
-          description="days from the author's first post (as reported) to this post"),
-    Field(name="author_prior_posts", dtype=Int64,
-          description="posts by the same author in the warehouse published before this one"),
-    Field(name="author_days_since_previous_post", dtype=Float64,
-          description="days since the author's previous post in the warehouse; null if none"),
+    Field(
+        name="author_account_age_days",
+        dtype=Float64,
+        description="days from the author's first post (as reported) to this post",
+    ),
+    Field(
+        name="author_prior_posts",
+        dtype=Int64,
+        description="posts by the same author in the warehouse published before this one",
+    ),
+    Field(
+        name="author_days_since_previous_post",
+        dtype=Float64,
+        description="days since the author's previous post in the warehouse; null if none",
+    ),
     *CACHE_FIELDS,
 ]
 
@@ -88,25 +100,42 @@ CONTENT_FIELDS = [
 ]
 
 TEXT_SEMANTICS_FIELDS = [
-    Field(name="text_embedding", dtype=Array(Float32),
-          description="sentence embedding of the post text (unit norm)"),
-    Field(name="text_tags_similarity", dtype=Float64,
-          description="cosine(title/post text, tags/suggested words); null when no tags"),
-    Field(name="caption_title_similarity", dtype=Float64,
-          description="cosine(generated caption, title); null without captions"),
+    Field(
+        name="text_embedding",
+        dtype=Array(Float32),
+        description="sentence embedding of the post text (unit norm)",
+    ),
+    Field(
+        name="text_tags_similarity",
+        dtype=Float64,
+        description="cosine(title/post text, tags/suggested words); null when no tags",
+    ),
+    Field(
+        name="caption_title_similarity",
+        dtype=Float64,
+        description="cosine(generated caption, title); null without captions",
+    ),
     *CACHE_FIELDS,
 ]
 
 IMAGE_SEMANTICS_FIELDS = [
-    Field(name="image_embedding", dtype=Array(Float32),
-          description="CLIP image embedding (unit norm)"),
-    Field(name="image_title_similarity", dtype=Float64,
-          description="cosine(CLIP image, CLIP text of the title): the inconsistency signal"),
+    Field(
+        name="image_embedding", dtype=Array(Float32), description="CLIP image embedding (unit norm)"
+    ),
+    Field(
+        name="image_title_similarity",
+        dtype=Float64,
+        description="cosine(CLIP image, CLIP text of the title): the inconsistency signal",
+    ),
     *CACHE_FIELDS,
 ]
 
 PERPLEXITY_FIELDS = [
-    Field(name="perplexity", dtype=Float64, description="perplexity of the post text under a causal LM"),
+    Field(
+        name="perplexity",
+        dtype=Float64,
+        description="perplexity of the post text under a causal LM",
+    ),
     Field(name="log_perplexity", dtype=Float64),
     Field(name="text_token_count", dtype=Int64, description="LM tokens scored (bounded)"),
     *CACHE_FIELDS,
@@ -137,9 +166,7 @@ VIEW_DESCRIPTIONS = {
 def feature_names(view_name: str, *, include_cache: bool = False) -> list[str]:
     """Feature column names of a view, in declaration order."""
     cache = {f.name for f in CACHE_FIELDS}
-    return [
-        f.name for f in VIEW_FIELDS[view_name] if include_cache or f.name not in cache
-    ]
+    return [f.name for f in VIEW_FIELDS[view_name] if include_cache or f.name not in cache]
 
 
 def build_feature_views(offline_dir: Path) -> dict[str, FeatureView]:

@@ -6,6 +6,7 @@ slow refresh never races the training that reads its output.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from smp_platform.config import Settings
@@ -14,8 +15,9 @@ REFRESH_DEPLOYMENT = "nightly-refresh"
 TRAIN_DEPLOYMENT = "train-and-promote-after-refresh"
 
 
-def build_deployments(settings: Settings, *, cron: str | None = None,
-                      work_pool: str = "smp-pool") -> list[Any]:
+def build_deployments(
+    settings: Settings, *, cron: str | None = None, work_pool: str = "smp-pool"
+) -> list[Any]:
     from prefect.events import DeploymentEventTrigger
     from prefect.schedules import Cron
 
@@ -36,8 +38,10 @@ def build_deployments(settings: Settings, *, cron: str | None = None,
             DeploymentEventTrigger(
                 name="after-nightly-refresh",
                 expect={"prefect.flow-run.Completed"},
-                match_related={"prefect.resource.role": "flow",
-                               "prefect.resource.name": refresh_flow.name},
+                match_related={
+                    "prefect.resource.role": "flow",
+                    "prefect.resource.name": refresh_flow.name,
+                },
             )
         ],
         description="Train a candidate from the refreshed offline store; promote if better.",
@@ -52,15 +56,13 @@ def ensure_work_pool(name: str) -> None:
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
 
-    with get_client(sync_client=True) as client:
-        try:
-            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
-        except ObjectAlreadyExists:
-            pass
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
+        client.create_work_pool(WorkPoolCreate(name=name, type="process"))
 
 
-def deploy_all(settings: Settings, *, cron: str | None = None,
-               work_pool: str = "smp-pool") -> list[str]:
+def deploy_all(
+    settings: Settings, *, cron: str | None = None, work_pool: str = "smp-pool"
+) -> list[str]:
     """Create (or update) the deployments against the configured Prefect API."""
     ensure_work_pool(work_pool)
     lines = []
@@ -68,7 +70,10 @@ def deploy_all(settings: Settings, *, cron: str | None = None,
         deployment_id = deployment.apply(work_pool_name=work_pool)
         when = (
             f"cron {cron or settings.refresh_cron} {settings.timezone}"
-            if deployment.schedules else "after each completed refresh"
+            if deployment.schedules
+            else "after each completed refresh"
         )
-        lines.append(f"deployment {deployment.flow_name}/{deployment.name} ({deployment_id}): {when}")
+        lines.append(
+            f"deployment {deployment.flow_name}/{deployment.name} ({deployment_id}): {when}"
+        )
     return lines

@@ -20,7 +20,9 @@ from smp_platform.refresh import (
 
 
 @task(name="compute-feature-batch", cache_policy=NONE, retries=1)
-def compute_batch(group: str, post_ids: list[str], settings: Settings, created_at: datetime) -> BatchResult:
+def compute_batch(
+    group: str, post_ids: list[str], settings: Settings, created_at: datetime
+) -> BatchResult:
     return process_batch(group, post_ids, settings, created_at)
 
 
@@ -31,7 +33,7 @@ def materialize(settings: Settings, results: list[BatchResult]) -> int:
 
 # In process, batches run one at a time: each model batch already uses every core through
 # torch, and concurrent batches would only fight over them. Scale-out is the Dask runner's job.
-@flow(name="refresh", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=1))
+@flow(name="refresh", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
 def refresh_flow(settings: Settings | None = None) -> RefreshSummary:
     """Compute features for posts that have none (or stale ones), validate, write, materialize.
 
@@ -56,7 +58,10 @@ def refresh_flow(settings: Settings | None = None) -> RefreshSummary:
         summary.add(result)
         logger.info(
             "batch %d/%d (%s): %s rows written%s",
-            i, len(futures), result.group, f"{sum(result.rows_written.values()):,}",
+            i,
+            len(futures),
+            result.group,
+            f"{sum(result.rows_written.values()):,}",
             f", {len(result.failures)} validation failure(s)" if result.failures else "",
         )
         for failure in result.failures:

@@ -62,8 +62,11 @@ def _quiet_environment() -> None:
 def main_options(
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", help="Data directory (warehouse, offline/online store, "
-                     "MLflow). Default: SMP_DATA_DIR or ./.smp"),
+        typer.Option(
+            "--data-dir",
+            help="Data directory (warehouse, offline/online store, "
+            "MLflow). Default: SMP_DATA_DIR or ./.smp",
+        ),
     ] = None,
 ) -> None:
     State.data_dir = data_dir
@@ -72,7 +75,9 @@ def main_options(
 @app.command()
 def ingest(
     path: Annotated[Path, typer.Argument(help="Dataset directory (SMP-Video jsonl or SMPD json).")],
-    fmt: Annotated[SourceFormat, typer.Option("--format", help="Input format.")] = SourceFormat.smp_video,
+    fmt: Annotated[
+        SourceFormat, typer.Option("--format", help="Input format.")
+    ] = SourceFormat.smp_video,
     no_labels: Annotated[bool, typer.Option("--no-labels", help="Ignore label files.")] = False,
 ) -> None:
     """Load posts, authors and labels into the warehouse (an idempotent upsert by post_id)."""
@@ -84,8 +89,13 @@ def ingest(
 
 @app.command()
 def refresh(
-    dask: Annotated[bool, typer.Option("--dask", help="Run feature batches on Dask "
-                    "(settings.dask_address, else a LocalCluster).")] = False,
+    dask: Annotated[
+        bool,
+        typer.Option(
+            "--dask",
+            help="Run feature batches on Dask (settings.dask_address, else a LocalCluster).",
+        ),
+    ] = False,
 ) -> None:
     """Compute, validate and store features of posts that have none (or stale ones)."""
     from smp_platform import pipeline
@@ -105,7 +115,9 @@ def train() -> None:
 
 @app.command()
 def promote(
-    version: Annotated[str | None, typer.Option(help="Candidate version (default: latest).")] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Candidate version (default: latest).")
+    ] = None,
 ) -> None:
     """Make the candidate @champion if it beats the current champion on the same posts."""
     from smp_platform import pipeline
@@ -118,7 +130,9 @@ def promote(
 def predict(
     input_path: Annotated[Path, typer.Option("--input", help="Dataset directory to predict.")],
     output: Annotated[Path, typer.Option("--output", help="CSV file: post_id,popularity.")],
-    fmt: Annotated[SourceFormat, typer.Option("--format", help="Input format.")] = SourceFormat.smp_video,
+    fmt: Annotated[
+        SourceFormat, typer.Option("--format", help="Input format.")
+    ] = SourceFormat.smp_video,
 ) -> None:
     """Batch prediction: load the posts (no labels), compute their features, predict."""
     from smp_platform import pipeline
@@ -143,8 +157,13 @@ def serve(
 
 @app.command()
 def evaluate(
-    ablation: Annotated[bool, typer.Option("--ablation", help="Train one model per feature set "
-                        "(the paper's ablation) and print SRC/MAE.")] = True,
+    ablation: Annotated[
+        bool,
+        typer.Option(
+            "--ablation",
+            help="Train one model per feature set (the paper's ablation) and print SRC/MAE.",
+        ),
+    ] = True,
 ) -> None:
     """Ablation on the time-split validation posts, logged to MLflow (parent + child runs)."""
     from smp_platform import pipeline
@@ -176,8 +195,10 @@ def deploy(
 
 @app.command()
 def demo(
-    data: Annotated[Path | None, typer.Option(help="Labelled SMP-Video directory "
-                    "(default: the bundled sample).")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Labelled SMP-Video directory (default: the bundled sample)."),
+    ] = None,
     ablation: Annotated[bool, typer.Option(help="Also print the ablation table.")] = True,
 ) -> None:
     """The whole pipeline on the bundled data: ingest, refresh, train, promote, metrics, and

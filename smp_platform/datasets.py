@@ -37,7 +37,9 @@ def labelled_frame(settings: Settings, service_name: str | None = None) -> pd.Da
         raise UserError(
             "no labelled posts in the warehouse: run `smp ingest` on a dataset with labels first"
         )
-    entities = labels.rename(columns={"posted_at": "event_timestamp"})[["post_id", "event_timestamp"]]
+    entities = labels.rename(columns={"posted_at": "event_timestamp"})[
+        ["post_id", "event_timestamp"]
+    ]
     frame = FeatureStoreGateway(settings).historical_features(entities, service_name)
     frame = frame.merge(labels[["post_id", "popularity"]], on="post_id", how="inner")
     columns = [c for c in service_feature_columns(service_name) if c in frame.columns]
@@ -57,7 +59,5 @@ def posts_frame(settings: Settings, post_ids: Sequence[str], service_name: str) 
 
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         posts = warehouse.posts_frame(list(post_ids))
-    entities = pd.DataFrame(
-        {"post_id": posts["post_id"], "event_timestamp": posts["posted_at"]}
-    )
+    entities = pd.DataFrame({"post_id": posts["post_id"], "event_timestamp": posts["posted_at"]})
     return FeatureStoreGateway(settings).historical_features(entities, service_name)

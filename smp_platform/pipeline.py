@@ -43,8 +43,11 @@ def task_runner(settings: Settings, use_dask: bool) -> Any:
         return DaskTaskRunner(address=settings.dask_address)
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster",
-        cluster_kwargs={"n_workers": settings.dask_workers, "threads_per_worker": 1,
-                        "processes": True},
+        cluster_kwargs={
+            "n_workers": settings.dask_workers,
+            "threads_per_worker": 1,
+            "processes": True,
+        },
     )
 
 
@@ -74,8 +77,9 @@ def predict_batch(settings: Settings, fmt: str, path: Path, output: Path) -> int
     from smp_platform.training import current_champion, predict_posts
 
     if current_champion(settings) is None:  # say so before computing any feature
-        raise UserError(f"no @champion of {settings.train.model_name}: run `smp train` and "
-                        "`smp promote` first")
+        raise UserError(
+            f"no @champion of {settings.train.model_name}: run `smp train` and `smp promote` first"
+        )
     batch = read_source(fmt, Path(path), with_labels=False)  # type: ignore[arg-type]
     post_ids = batch.posts["post_id"].tolist()
     if not post_ids:
@@ -110,8 +114,12 @@ def running_service(settings: Settings, poll_seconds: float = 0.0) -> Iterator[s
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(settings, poll_seconds=poll_seconds),
-                            host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        create_app(settings, poll_seconds=poll_seconds),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -147,8 +155,13 @@ def slice_smp_video(src: Path, out: Path, n_posts: int) -> Path:
     return out
 
 
-def demo(settings: Settings, data: Path | None = None, *, with_ablation: bool = True,
-         unseen_posts: int = 200) -> None:
+def demo(
+    settings: Settings,
+    data: Path | None = None,
+    *,
+    with_ablation: bool = True,
+    unseen_posts: int = 200,
+) -> None:
     """Ingest -> refresh -> train -> promote -> metrics -> online prediction of an unseen post."""
     import httpx
     from rich.console import Console
@@ -178,8 +191,10 @@ def demo(settings: Settings, data: Path | None = None, *, with_ablation: bool = 
     post_id = _demo_post(settings, unseen=unseen_dir is not None)
     with running_service(settings) as url:
         response = httpx.get(f"{url}/v1/posts/{post_id}/popularity", timeout=30)
-    console.print(f"[bold]6/6 online[/] GET /v1/posts/{post_id}/popularity -> "
-                  f"{response.status_code} {response.json()}")
+    console.print(
+        f"[bold]6/6 online[/] GET /v1/posts/{post_id}/popularity -> "
+        f"{response.status_code} {response.json()}"
+    )
     console.rule(
         f"validation SRC {outcome.metrics['src']:.3f}  MAE {outcome.metrics['mae']:.3f}  "
         f"(median baseline MAE {outcome.baseline['mae']:.3f})  "

@@ -71,10 +71,14 @@ class RefreshSummary:
         written = sum(self.written.values())
         parts = [f"{written:,} feature rows written"]
         if self.written:
-            parts.append("(" + ", ".join(f"{v} {n:,}" for v, n in sorted(self.written.items())) + ")")
+            parts.append(
+                "(" + ", ".join(f"{v} {n:,}" for v, n in sorted(self.written.items())) + ")"
+            )
         parts.append(f"{self.materialized_windows} materialization window(s)")
         if self.disabled:
-            parts.append("switched off: " + ", ".join(f"{g} ({why})" for g, why in self.disabled.items()))
+            parts.append(
+                "switched off: " + ", ".join(f"{g} ({why})" for g, why in self.disabled.items())
+            )
         if self.failures:
             parts.append(f"{len(self.failures)} batch(es) failed validation and were not written")
         if self.quarantined:
@@ -83,15 +87,17 @@ class RefreshSummary:
 
 
 def _hash(*values: Any) -> str:
-    return hashlib.sha1("\x1f".join("" if v is None else str(v) for v in values).encode()).hexdigest()[:16]
+    return hashlib.sha1(
+        "\x1f".join("" if v is None else str(v) for v in values).encode()
+    ).hexdigest()[:16]
 
 
 def input_hashes(posts: pd.DataFrame) -> pd.Series:
     """What a post's features depend on: its own content and its author's, as loaded."""
-    author_hash = posts["author_content_hash"] if "author_content_hash" in posts else None
+    authors = posts.get("author_content_hash", pd.Series([None] * len(posts), index=posts.index))
     values = [
-        _hash(content, author_hash.iloc[i] if author_hash is not None else None)
-        for i, content in enumerate(posts["content_hash"])
+        _hash(content, author)
+        for content, author in zip(posts["content_hash"], authors, strict=True)
     ]
     return pd.Series(values, index=posts.index, name="input_hash")
 
@@ -207,8 +213,10 @@ def process_batch(
     )
     gateway = FeatureStoreGateway(settings)
     embedding_dims = _embedding_dims(frames)
-    reports = {view: validate_batch(view, frame, embedding_dims=embedding_dims)
-               for view, frame in frames.items()}
+    reports = {
+        view: validate_batch(view, frame, embedding_dims=embedding_dims)
+        for view, frame in frames.items()
+    }
     if not all(report.success for report in reports.values()):
         # All views of a group are written together or not at all: no half-refreshed post.
         result.failures.extend(r.summary() for r in reports.values() if not r.success)
@@ -265,7 +273,9 @@ def plan_refresh(settings: Settings, groups: tuple[FeatureGroup, ...] = GROUPS) 
         todo = stale_posts(posts, stored, encoder_id)
         plan.stale[group.name] = len(todo)
         ids = todo["post_id"].tolist()
-        batch = settings.refresh_batch_size if group.name == "tabular" else settings.model_batch_size
+        batch = (
+            settings.refresh_batch_size if group.name == "tabular" else settings.model_batch_size
+        )
         size = max(1, batch)
         plan.batches += [(group.name, ids[i : i + size]) for i in range(0, len(ids), size)]
     return plan
@@ -280,7 +290,9 @@ def materialize_written(
     stamps = [r for r in results if r.min_ts is not None and r.rows_written]
     if not stamps:
         return 0
-    overlap = overlap if overlap is not None else timedelta(hours=settings.materialize_overlap_hours)
+    overlap = (
+        overlap if overlap is not None else timedelta(hours=settings.materialize_overlap_hours)
+    )
     start = min(r.min_ts for r in stamps if r.min_ts) - overlap
     end = max(r.max_ts for r in stamps if r.max_ts) + timedelta(seconds=1)
     views = sorted({v for r in stamps for v in r.rows_written})

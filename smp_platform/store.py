@@ -37,8 +37,13 @@ KEY_COLUMNS = ("post_id", "event_timestamp", "created_at")
 def _arrow_type(feast_type: Any) -> pa.DataType:
     from feast.types import Array, Bool, Float32, Float64, Int64, String
 
-    mapping = {Float64: pa.float64(), Float32: pa.float32(), Int64: pa.int64(),
-               String: pa.string(), Bool: pa.bool_()}
+    mapping = {
+        Float64: pa.float64(),
+        Float32: pa.float32(),
+        Int64: pa.int64(),
+        String: pa.string(),
+        Bool: pa.bool_(),
+    }
     if isinstance(feast_type, Array):
         return pa.list_(_arrow_type(feast_type.base_type))
     return mapping[feast_type]
@@ -77,8 +82,12 @@ def to_view_table(view_name: str, frame: pd.DataFrame, created_at: datetime) -> 
     for field in schema:
         column = data[field.name]
         if pa.types.is_list(field.type):
-            values = [None if v is None or (isinstance(v, float) and pd.isna(v)) else
-                      [float(x) for x in v] for v in column]
+            values = [
+                None
+                if v is None or (isinstance(v, float) and pd.isna(v))
+                else [float(x) for x in v]
+                for v in column
+            ]
             arrays.append(pa.array(values, type=field.type))
         elif pa.types.is_timestamp(field.type):
             arrays.append(pa.array(pd.to_datetime(column, utc=True), type=field.type))
@@ -127,8 +136,11 @@ class FeatureStoreGateway:
                 "connection_string": _redis_connection_string(s.compose.redis_url),
             }
         else:
-            registry = {"registry_type": "file", "path": str(s.feast_dir / "registry.db"),
-                        "cache_ttl_seconds": 10}
+            registry = {
+                "registry_type": "file",
+                "path": str(s.feast_dir / "registry.db"),
+                "cache_ttl_seconds": 10,
+            }
             online = {"type": "sqlite", "path": str(s.feast_dir / "online.db")}
         return {
             "project": s.feast_project,
@@ -237,8 +249,14 @@ class FeatureStoreGateway:
             # Feast prints its own per-view banners; keep our output to one line per window.
             with contextlib.redirect_stdout(io.StringIO()):
                 self.store.materialize(start_date=lower, end_date=upper, feature_views=names)
-            log.info("materialized window %d/%d [%s, %s) for %d view(s)",
-                     i, len(bounds), lower.isoformat(), upper.isoformat(), len(names))
+            log.info(
+                "materialized window %d/%d [%s, %s) for %d view(s)",
+                i,
+                len(bounds),
+                lower.isoformat(),
+                upper.isoformat(),
+                len(names),
+            )
         return len(bounds)
 
     def online_features(self, post_ids: Iterable[str], service_name: str) -> pd.DataFrame:

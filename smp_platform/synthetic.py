@@ -31,23 +31,67 @@ SPAN_SECONDS = 487 * 86_400  # 16 months
 
 # category -> (subcategories, concepts, words that its titles and tags favour)
 CATEGORIES: dict[str, tuple[list[str], list[str], list[str]]] = {
-    "Travel&Active&Sports": (["Travel", "Sports"], ["beach", "mountain", "soccer"],
-                             ["travel", "beach", "sunset", "hiking", "sea", "trip", "sport"]),
-    "Food": (["Drinks", "Cooking"], ["coffee", "cake", "pizza"],
-             ["food", "delicious", "coffee", "dinner", "recipe", "cake", "homemade"]),
-    "Animal": (["Pets", "Wildlife"], ["dog", "cat", "bird"],
-               ["dog", "cat", "cute", "bird", "wildlife", "pet", "nature"]),
-    "Urban": (["Architecture", "Street"], ["bridge", "skyline", "street"],
-              ["city", "street", "architecture", "night", "lights", "building", "urban"]),
-    "Fashion": (["Clothes", "Beauty"], ["dress", "makeup", "shoes"],
-                ["fashion", "style", "model", "portrait", "beauty", "outfit", "girl"]),
+    "Travel&Active&Sports": (
+        ["Travel", "Sports"],
+        ["beach", "mountain", "soccer"],
+        ["travel", "beach", "sunset", "hiking", "sea", "trip", "sport"],
+    ),
+    "Food": (
+        ["Drinks", "Cooking"],
+        ["coffee", "cake", "pizza"],
+        ["food", "delicious", "coffee", "dinner", "recipe", "cake", "homemade"],
+    ),
+    "Animal": (
+        ["Pets", "Wildlife"],
+        ["dog", "cat", "bird"],
+        ["dog", "cat", "cute", "bird", "wildlife", "pet", "nature"],
+    ),
+    "Urban": (
+        ["Architecture", "Street"],
+        ["bridge", "skyline", "street"],
+        ["city", "street", "architecture", "night", "lights", "building", "urban"],
+    ),
+    "Fashion": (
+        ["Clothes", "Beauty"],
+        ["dress", "makeup", "shoes"],
+        ["fashion", "style", "model", "portrait", "beauty", "outfit", "girl"],
+    ),
 }
-COMMON_WORDS = ["photo", "canon", "nikon", "light", "color", "blue", "red", "green", "love",
-                "happy", "summer", "winter", "friends", "family", "art", "black", "white",
-                "photography", "landscape", "flower", "sky", "tree", "water", "life", "day"]
-TIMEZONES = [("+00:00", "Europe/London"), ("-05:00", "America/New_York"),
-             ("+01:00", "Europe/Berlin"), ("-08:00", "America/Los_Angeles"),
-             ("+08:00", "Asia/Shanghai"), ("+09:00", "Asia/Tokyo")]
+COMMON_WORDS = [
+    "photo",
+    "canon",
+    "nikon",
+    "light",
+    "color",
+    "blue",
+    "red",
+    "green",
+    "love",
+    "happy",
+    "summer",
+    "winter",
+    "friends",
+    "family",
+    "art",
+    "black",
+    "white",
+    "photography",
+    "landscape",
+    "flower",
+    "sky",
+    "tree",
+    "water",
+    "life",
+    "day",
+]
+TIMEZONES = [
+    ("+00:00", "Europe/London"),
+    ("-05:00", "America/New_York"),
+    ("+01:00", "Europe/Berlin"),
+    ("-08:00", "America/Los_Angeles"),
+    ("+08:00", "Asia/Shanghai"),
+    ("+09:00", "Asia/Tokyo"),
+]
 
 
 def write_smpd_dataset(
@@ -73,14 +117,20 @@ def _write(out_dir: Path, n_posts: int, *, seed: int, n_users: int | None) -> Pa
 
     _write_array(out_dir / f"{PREFIX}_text.json", _text_records(posts, users))
     _write_array(out_dir / f"{PREFIX}_category.json", _category_records(posts, users))
-    _write_array(out_dir / f"{PREFIX}_temporalspatial_information.json",
-                 _temporal_records(posts, users))
-    _write_array(out_dir / f"{PREFIX}_additional_information.json",
-                 _additional_records(posts, users))
+    _write_array(
+        out_dir / f"{PREFIX}_temporalspatial_information.json", _temporal_records(posts, users)
+    )
+    _write_array(
+        out_dir / f"{PREFIX}_additional_information.json", _additional_records(posts, users)
+    )
     _write_user_data(out_dir / f"{PREFIX}_user_data.json", posts["author"], users)
-    _write_lines(out_dir / f"{PREFIX}_img_filepath.txt",
-                 (f"{PREFIX}/{users['uid'][a]}/{pid}.jpg"
-                  for a, pid in zip(posts["author"], posts["pid"], strict=True)))
+    _write_lines(
+        out_dir / f"{PREFIX}_img_filepath.txt",
+        (
+            f"{PREFIX}/{users['uid'][a]}/{pid}.jpg"
+            for a, pid in zip(posts["author"], posts["pid"], strict=True)
+        ),
+    )
     _write_lines(out_dir / f"{PREFIX}_label.txt", (f"{v:.2f}" for v in posts["label"]))
     return out_dir
 
@@ -106,8 +156,13 @@ def _posts(
     n_tags = np.minimum(rng.geometric(0.12, n_posts) - 1, 60)  # heavy tail, many with few tags
     category = rng.integers(0, len(CATEGORIES), n_posts)
     category_effect = np.linspace(-0.6, 0.6, len(CATEGORIES))[category]
-    label = (1.0 + 0.45 * users["log_followers"][author]
-             + 0.08 * np.minimum(n_tags, 25) + category_effect + rng.normal(0, 1.0, n_posts))
+    label = (
+        1.0
+        + 0.45 * users["log_followers"][author]
+        + 0.08 * np.minimum(n_tags, 25)
+        + category_effect
+        + rng.normal(0, 1.0, n_posts)
+    )
     geotagged = rng.random(n_posts) < 0.3
     n_title_words = np.where(rng.random(n_posts) < 0.1, 0, rng.integers(1, 8, n_posts))
     n_words = n_title_words + n_tags
@@ -142,34 +197,41 @@ def _text_records(posts: dict[str, np.ndarray], users: dict[str, np.ndarray]) ->
         n_title = int(posts["n_title_words"][i])
         start = int(posts["word_start"][i])
         pool = pools[posts["category"][i]]
-        drawn = posts["word_index"][start:start + n_title + int(posts["n_tags"][i])]
+        drawn = posts["word_index"][start : start + n_title + int(posts["n_tags"][i])]
         words = [pool[w % len(pool)] for w in drawn]
-        yield {"Uid": str(users["uid"][posts["author"][i]]), "Pid": int(posts["pid"][i]),
-               "Title": " ".join(words[:n_title]).capitalize(), "Mediatype": "photo",
-               "Alltags": " ".join(words[n_title:])}
+        yield {
+            "Uid": str(users["uid"][posts["author"][i]]),
+            "Pid": int(posts["pid"][i]),
+            "Title": " ".join(words[:n_title]).capitalize(),
+            "Mediatype": "photo",
+            "Alltags": " ".join(words[n_title:]),
+        }
 
 
-def _category_records(
-    posts: dict[str, np.ndarray], users: dict[str, np.ndarray]
-) -> Iterator[dict]:
+def _category_records(posts: dict[str, np.ndarray], users: dict[str, np.ndarray]) -> Iterator[dict]:
     names = list(CATEGORIES)
     for i in range(len(posts["pid"])):
         name = names[posts["category"][i]]
         subcategories, concepts, _ = CATEGORIES[name]
-        yield {"Uid": str(users["uid"][posts["author"][i]]), "Pid": int(posts["pid"][i]),
-               "Category": name, "Subcategory": subcategories[posts["sub"][i]],
-               "Concept": concepts[posts["concept"][i]]}
+        yield {
+            "Uid": str(users["uid"][posts["author"][i]]),
+            "Pid": int(posts["pid"][i]),
+            "Category": name,
+            "Subcategory": subcategories[posts["sub"][i]],
+            "Concept": concepts[posts["concept"][i]],
+        }
 
 
-def _temporal_records(
-    posts: dict[str, np.ndarray], users: dict[str, np.ndarray]
-) -> Iterator[dict]:
+def _temporal_records(posts: dict[str, np.ndarray], users: dict[str, np.ndarray]) -> Iterator[dict]:
     for i in range(len(posts["pid"])):
-        yield {"Uid": str(users["uid"][posts["author"][i]]), "Pid": int(posts["pid"][i]),
-               "Postdate": str(posts["postdate"][i]),
-               "Latitude": f"{posts['latitude'][i]:.6g}",
-               "Longitude": f"{posts['longitude'][i]:.6g}",
-               "Geoaccuracy": str(posts["geoaccuracy"][i])}
+        yield {
+            "Uid": str(users["uid"][posts["author"][i]]),
+            "Pid": int(posts["pid"][i]),
+            "Postdate": str(posts["postdate"][i]),
+            "Latitude": f"{posts['latitude'][i]:.6g}",
+            "Longitude": f"{posts['longitude'][i]:.6g}",
+            "Geoaccuracy": str(posts["geoaccuracy"][i]),
+        }
 
 
 def _additional_records(
@@ -177,8 +239,13 @@ def _additional_records(
 ) -> Iterator[dict]:
     for i in range(len(posts["pid"])):
         uid = str(users["uid"][posts["author"][i]])
-        yield {"Uid": uid, "Pid": int(posts["pid"][i]), "Pathalias": "None", "Ispublic": 1,
-               "Mediastatus": "ready"}
+        yield {
+            "Uid": uid,
+            "Pid": int(posts["pid"][i]),
+            "Pathalias": "None",
+            "Ispublic": 1,
+            "Mediastatus": "ready",
+        }
 
 
 def _write_joined(out: IO[str], items: Iterator[str], separator: str) -> None:
@@ -212,8 +279,8 @@ def _write_user_data(path: Path, author: np.ndarray, users: dict[str, np.ndarray
         "canbuypro": (int(v) for v in users["canbuypro"][author]),
         "timezone_offset": (TIMEZONES[t][0] for t in timezone),
         "photo_firstdatetaken": (
-            datetime.fromtimestamp(int(v), tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-            for v in first_date),
+            datetime.fromtimestamp(int(v), tz=UTC).strftime("%Y-%m-%d %H:%M:%S") for v in first_date
+        ),
         "timezone_id": (TIMEZONES[t][1] for t in timezone),
         "user_description": ("" for _ in author),
         "location_description": (TIMEZONES[t][1].split("/")[1] for t in timezone),

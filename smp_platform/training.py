@@ -35,15 +35,17 @@ class TrainOutcome:
         return (
             f"version {self.version} of the model trained on {self.n_train:,} posts; "
             f"validation ({self.n_valid:,} latest posts): SRC {self.metrics['src']:.3f}, "
-            f"MAE {self.metrics['mae']:.3f} (median baseline MAE {self.baseline.get('mae', float('nan')):.3f})"
+            f"MAE {self.metrics['mae']:.3f} "
+            f"(median baseline MAE {self.baseline.get('mae', float('nan')):.3f})"
         )
 
 
 def _client(settings: Settings) -> Any:
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri,
-                        registry_uri=settings.mlflow_tracking_uri)
+    return MlflowClient(
+        tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri
+    )
 
 
 def _artifact_location(settings: Settings) -> str | None:
@@ -54,7 +56,7 @@ def _artifact_location(settings: Settings) -> str | None:
 
 
 def train_candidate(settings: Settings) -> TrainOutcome:
-    """Point-in-time frame -> time split -> cross-fitted adapters + CatBoost -> registered version."""
+    """Point-in-time frame, time split, cross-fitted adapter + CatBoost, registered version."""
     from smp_platform.modeling.registry import log_and_register
     from smp_platform.modeling.train import time_split, train_model
 
@@ -79,8 +81,10 @@ def train_candidate(settings: Settings) -> TrainOutcome:
         run_id=candidate.run_id,
         feature_service=service,
         metrics={"src": scores["src"], "mae": scores["mae"]},
-        baseline={"src": scores.get("baseline_src", float("nan")),
-                  "mae": scores.get("baseline_mae", float("nan"))},
+        baseline={
+            "src": scores.get("baseline_src", float("nan")),
+            "mae": scores.get("baseline_mae", float("nan")),
+        },
         n_train=len(train),
         n_valid=len(valid),
     )
@@ -106,8 +110,9 @@ def promote_candidate(settings: Settings, version: str | None = None) -> Any:
 
     def validation_frame(service: str) -> pd.DataFrame:
         if service not in frames:
-            _, frames[service] = time_split(labelled_frame(settings, service),
-                                            settings.train.validation_fraction)
+            _, frames[service] = time_split(
+                labelled_frame(settings, service), settings.train.validation_fraction
+            )
         return frames[service]
 
     def evaluate(v: str) -> dict[str, float]:
@@ -142,8 +147,9 @@ def predict_posts(settings: Settings, post_ids: list[str]) -> pd.DataFrame:
     """The champion's predictions for posts, from the offline store (batch path)."""
     found = current_champion(settings)
     if found is None:
-        raise UserError(f"no @champion of {settings.train.model_name}: run `smp train` and "
-                        "`smp promote` first")
+        raise UserError(
+            f"no @champion of {settings.train.model_name}: run `smp train` and `smp promote` first"
+        )
     version, service = found
     model, _ = load_model(settings, version)
     frame = posts_frame(settings, post_ids, service or settings.feature_service)

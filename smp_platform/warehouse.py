@@ -52,8 +52,7 @@ _ARROW_TYPES = {
 }
 
 # Author columns that posts_frame adds to the post's own (post_id and user_id come from posts).
-_AUTHOR_FIELDS = tuple(c for c in AUTHOR_COLUMNS if c not in ("post_id", "user_id",
-                                                               "content_hash"))
+_AUTHOR_FIELDS = tuple(c for c in AUTHOR_COLUMNS if c not in ("post_id", "user_id", "content_hash"))
 
 
 @dataclass
@@ -73,9 +72,11 @@ class IngestSummary:
         return self.inserted + self.updated + self.unchanged
 
     def __str__(self) -> str:
-        text = (f"{self.loaded:,} loaded ({self.inserted:,} new, {self.updated:,} updated, "
-                f"{self.unchanged:,} unchanged), {self.labels:,} labels, "
-                f"{self.quarantined:,} quarantined")
+        text = (
+            f"{self.loaded:,} loaded ({self.inserted:,} new, {self.updated:,} updated, "
+            f"{self.unchanged:,} unchanged), {self.labels:,} labels, "
+            f"{self.quarantined:,} quarantined"
+        )
         if self.reasons:
             text += ": " + ", ".join(f"{n:,} {kind}" for kind, n in self.reasons.most_common())
         return text
@@ -201,12 +202,14 @@ class Warehouse:
         self._replace_changed("posts", "batch_posts", "t.content_hash <> b.content_hash", now)
 
     def _upsert_authors(self, now: datetime) -> None:
-        self._replace_changed("post_authors", "batch_authors",
-                              "t.content_hash IS DISTINCT FROM b.content_hash", now)
+        self._replace_changed(
+            "post_authors", "batch_authors", "t.content_hash IS DISTINCT FROM b.content_hash", now
+        )
 
     def _upsert_labels(self, now: datetime) -> None:
-        self._replace_changed("labels", "batch_labels",
-                              "t.popularity IS DISTINCT FROM b.popularity", now)
+        self._replace_changed(
+            "labels", "batch_labels", "t.popularity IS DISTINCT FROM b.popularity", now
+        )
 
     def _insert_quarantine(self, now: datetime) -> int:
         before = self.count("quarantine")
@@ -224,7 +227,9 @@ class Warehouse:
         )
         return self.count("quarantine") - before
 
-    def quarantine_features(self, rows: Sequence[tuple[str, str]], *, stage: str = "refresh") -> int:
+    def quarantine_features(
+        self, rows: Sequence[tuple[str, str]], *, stage: str = "refresh"
+    ) -> int:
         """Record posts whose feature inputs were set aside (e.g. an unreadable image).
 
         The post keeps a null feature; the row says why. Re-recording the same reason adds none.
@@ -299,9 +304,12 @@ class Warehouse:
         ).df()
 
     def quarantine_frame(self) -> pd.DataFrame:
-        return _typed(self._con.execute(
-            "SELECT * FROM quarantine ORDER BY quarantined_at, source_file, line, reason"
-        ).df(), TABLES["quarantine"])
+        return _typed(
+            self._con.execute(
+                "SELECT * FROM quarantine ORDER BY quarantined_at, source_file, line, reason"
+            ).df(),
+            TABLES["quarantine"],
+        )
 
     def count(self, table: str) -> int:
         """Rows in one of the warehouse tables."""
@@ -345,16 +353,18 @@ class Warehouse:
                 """
             ).df()
         frame["author_prior_posts"] = frame["author_prior_posts"].astype("Int64")
-        frame["author_days_since_previous_post"] = frame[
-            "author_days_since_previous_post"
-        ].astype("float64")
+        frame["author_days_since_previous_post"] = frame["author_days_since_previous_post"].astype(
+            "float64"
+        )
         return frame
 
     def _registered_ids(self, post_ids: Sequence[str]) -> _Registered:
-        ids = pa.table({
-            "post_id": pa.array([str(p) for p in post_ids], pa.string()),
-            "position": pa.array(range(len(post_ids)), pa.int64()),
-        })
+        ids = pa.table(
+            {
+                "post_id": pa.array([str(p) for p in post_ids], pa.string()),
+                "position": pa.array(range(len(post_ids)), pa.int64()),
+            }
+        )
         return _Registered(self._con, "wanted_posts", ids)
 
 

@@ -23,6 +23,7 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 # One converted copy of the packaged LM for the whole session, not one per data dir.
 os.environ.setdefault("SMP_MODEL_CACHE_DIR", tempfile.mkdtemp(prefix="smp-test-models-"))
 
+
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness

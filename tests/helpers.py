@@ -13,8 +13,14 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def write_subset(split: str, out_dir: Path, post_ids: set[str] | None = None,
-                 n: int | None = None, *, with_labels: bool = True) -> Path:
+def write_subset(
+    split: str,
+    out_dir: Path,
+    post_ids: set[str] | None = None,
+    n: int | None = None,
+    *,
+    with_labels: bool = True,
+) -> Path:
     """Copy part of a bundled split: the first ``n`` posts by time (or the given ids)."""
     src = BUNDLED / split
     out_dir.mkdir(parents=True, exist_ok=True)

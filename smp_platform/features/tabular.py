@@ -54,7 +54,9 @@ def compute_author_features(posts: pd.DataFrame, history: pd.DataFrame) -> pd.Da
     out["author_is_pro"] = np.asarray(is_pro, dtype="float64")
     first = pd.to_datetime(posts["first_post_at"], errors="coerce")
     posted = pd.to_datetime(posts["posted_at"])
-    out["author_account_age_days"] = ((posted - first).dt.total_seconds() / SECONDS_PER_DAY).to_numpy()
+    out["author_account_age_days"] = (
+        (posted - first).dt.total_seconds() / SECONDS_PER_DAY
+    ).to_numpy()
     hist = history.set_index("post_id").reindex(out["post_id"])
     out["author_prior_posts"] = hist["author_prior_posts"].fillna(0).astype("int64").to_numpy()
     out["author_days_since_previous_post"] = (
@@ -110,7 +112,9 @@ def compute_content_features(posts: pd.DataFrame) -> pd.DataFrame:
     out["title_word_count"] = words.astype("int64").to_numpy()
     out["title_hashtag_count"] = hashtags.astype("int64").to_numpy()
     out["title_uppercase_ratio"] = (upper / letters.where(letters > 0)).fillna(0.0).to_numpy()
-    out["title_digit_count"] = title.map(lambda t: sum(c.isdigit() for c in t)).astype("int64").to_numpy()
+    out["title_digit_count"] = (
+        title.map(lambda t: sum(c.isdigit() for c in t)).astype("int64").to_numpy()
+    )
     out["tag_count"] = tags.map(len).astype("int64").to_numpy()
     out["tags_length"] = tags.map(lambda ts: sum(len(t) for t in ts)).astype("int64").to_numpy()
     for column in ("language", "location", "category", "subcategory", "concept", "media_type"):

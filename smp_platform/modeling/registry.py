@@ -64,8 +64,10 @@ class PromotionDecision:
         verdict = "promoted to @champion" if self.promoted else "not promoted"
         scores = f"SRC {self.candidate_metrics['src']:.3f}, MAE {self.candidate_metrics['mae']:.3f}"
         if self.champion_metrics is not None and self.champion_version != self.candidate_version:
-            scores += (f" vs champion v{self.champion_version} SRC "
-                       f"{self.champion_metrics['src']:.3f}, MAE {self.champion_metrics['mae']:.3f}")
+            scores += (
+                f" vs champion v{self.champion_version} SRC "
+                f"{self.champion_metrics['src']:.3f}, MAE {self.champion_metrics['mae']:.3f}"
+            )
         return f"version {self.candidate_version} {verdict}: {self.reason} [{scores}]"
 
 

@@ -68,8 +68,12 @@ class ChampionCache:
             return self._champion
         model, columns = load_model(self.settings, version)
         feature_service = feature_service or self.settings.feature_service
-        log.info("serving %s version %s (feature service %s)",
-                 self.settings.train.model_name, version, feature_service)
+        log.info(
+            "serving %s version %s (feature service %s)",
+            self.settings.train.model_name,
+            version,
+            feature_service,
+        )
         return LoadedChampion(version, feature_service, model, columns)
 
 
@@ -95,19 +99,27 @@ def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
         if current is None:
             return JSONResponse(
                 status_code=503,
-                content={"detail": f"no @champion version of {settings.train.model_name}; "
-                                   "run `smp train` and `smp promote`"},
+                content={
+                    "detail": f"no @champion version of {settings.train.model_name}; "
+                    "run `smp train` and `smp promote`"
+                },
             )
         features = gateway.online_features([post_id], current.feature_service)
         if not has_features(features, current.feature_columns):
             return JSONResponse(
                 status_code=404,
-                content={"detail": f"post {post_id!r} has no features in the online store: "
-                                   "unknown post, or not refreshed yet"},
+                content={
+                    "detail": f"post {post_id!r} has no features in the online store: "
+                    "unknown post, or not refreshed yet"
+                },
             )
         value = float(pd.Series(current.model.predict(features)).iloc[0])
-        return Prediction(post_id=post_id, popularity=value,
-                          model_name=settings.train.model_name, model_version=current.version)
+        return Prediction(
+            post_id=post_id,
+            popularity=value,
+            model_name=settings.train.model_name,
+            model_version=current.version,
+        )
 
     return app
 
@@ -118,4 +130,6 @@ def has_features(frame: pd.DataFrame, columns: list[str]) -> bool:
     if not present:
         return False
     row = frame.iloc[0][present]
-    return bool(row.map(lambda v: v is not None and not (isinstance(v, float) and pd.isna(v))).any())
+    return bool(
+        row.map(lambda v: v is not None and not (isinstance(v, float) and pd.isna(v))).any()
+    )

@@ -96,7 +96,13 @@ MISSING_USER = "missing user"
 CONFLICTING_DUPLICATE = "conflicting duplicate"
 UNKNOWN_POST = "unknown post"
 REASON_KINDS = (
-    BAD_JSON, MISSING_ID, WRONG_TYPE, BAD_TIME, MISSING_USER, CONFLICTING_DUPLICATE, UNKNOWN_POST,
+    BAD_JSON,
+    MISSING_ID,
+    WRONG_TYPE,
+    BAD_TIME,
+    MISSING_USER,
+    CONFLICTING_DUPLICATE,
+    UNKNOWN_POST,
 )
 
 # Timestamps outside this window are typos or unit mistakes (milliseconds for seconds).
@@ -179,12 +185,15 @@ class QuarantineLog:
     rows: list[dict[str, Any]] = field(default_factory=list)
     post_ids: set[str] = field(default_factory=set)
 
-    def add(
-        self, source_file: str, line: int, post_id: str | None, reason: str, raw: str
-    ) -> None:
+    def add(self, source_file: str, line: int, post_id: str | None, reason: str, raw: str) -> None:
         self.rows.append(
-            {"source_file": source_file, "line": line, "post_id": post_id, "reason": reason,
-             "raw": raw}
+            {
+                "source_file": source_file,
+                "line": line,
+                "post_id": post_id,
+                "reason": reason,
+                "raw": raw,
+            }
         )
 
     def reject_post(
@@ -284,8 +293,9 @@ def parse_tags(value: Any, name: str) -> list[str] | None:
     if isinstance(value, str):
         return value.split()
     if isinstance(value, list):
-        if not all(isinstance(tag, str | int | float) and not isinstance(tag, bool)
-                   for tag in value):
+        if not all(
+            isinstance(tag, str | int | float) and not isinstance(tag, bool) for tag in value
+        ):
             raise BadValue(WRONG_TYPE, f"{name} holds non-text items, expected a list of words")
         return [str(tag) for tag in value]
     raise BadValue(WRONG_TYPE, f"{name} is {type(value).__name__}, expected a list of words")
@@ -317,9 +327,7 @@ def parse_timestamp(value: Any, name: str, *, required: bool = True) -> datetime
     try:
         if isinstance(value, bool):
             raise TypeError
-        if isinstance(value, int | float) or (
-            isinstance(value, str) and _looks_numeric(value)
-        ):
+        if isinstance(value, int | float) or (isinstance(value, str) and _looks_numeric(value)):
             moment = datetime.fromtimestamp(float(value), tz=UTC).replace(tzinfo=None)
         elif isinstance(value, str):
             moment = datetime.fromisoformat(value.strip())
@@ -392,12 +400,18 @@ def iter_jsonl(path: Path, log: QuarantineLog) -> Iterator[tuple[int, str, dict[
             try:
                 record = json.loads(raw)
             except json.JSONDecodeError as error:
-                log.add(source, number, None, f"{BAD_JSON}: {error.msg} at column {error.colno}",
-                        raw)
+                log.add(
+                    source, number, None, f"{BAD_JSON}: {error.msg} at column {error.colno}", raw
+                )
                 continue
             if not isinstance(record, dict):
-                log.add(source, number, None,
-                        f"{BAD_JSON}: a {type(record).__name__}, expected an object", raw)
+                log.add(
+                    source,
+                    number,
+                    None,
+                    f"{BAD_JSON}: a {type(record).__name__}, expected an object",
+                    raw,
+                )
                 continue
             yield number, raw, record
 
@@ -422,8 +436,7 @@ def content_hash(row: Mapping[str, Any], columns: Iterable[str]) -> str:
     """Stable 16-hex-digit SHA-1 of the row's content columns (same content, same hash)."""
     # NaN (a missing float in pandas) hashes as None, like a missing value from a parser.
     values = [None if (v := row.get(c)).__class__ is float and v != v else v for c in columns]
-    payload = json.dumps(values, ensure_ascii=False, separators=(",", ":"),
-                         default=_json_default)
+    payload = json.dumps(values, ensure_ascii=False, separators=(",", ":"), default=_json_default)
     return hashlib.sha1(payload.encode("utf-8")).hexdigest()[:16]
 
 
@@ -434,10 +447,12 @@ def empty_frame(columns: Mapping[str, str]) -> pd.DataFrame:
 def frame_from_records(records: list[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
     """A frame with exactly ``columns`` in order, typed as the warehouse column types."""
     # Typed per column, so an empty frame has the same dtypes as a full one.
-    return pd.DataFrame({
-        name: pd.Series([r.get(name) for r in records], dtype=_PANDAS_DTYPES[sql_type])
-        for name, sql_type in columns.items()
-    })
+    return pd.DataFrame(
+        {
+            name: pd.Series([r.get(name) for r in records], dtype=_PANDAS_DTYPES[sql_type])
+            for name, sql_type in columns.items()
+        }
+    )
 
 
 def assemble_batch(
@@ -464,32 +479,51 @@ def assemble_batch(
             continue
         first_fingerprint, first = kept[post_id]
         if fingerprint != first_fingerprint:
-            log.add(draft.source_file, draft.line, post_id,
-                    f"{CONFLICTING_DUPLICATE}: post {post_id} was already read from "
-                    f"{Path(first.source_file).name} line {first.line} with other content; "
-                    "the first is kept", str(draft.raw))
+            log.add(
+                draft.source_file,
+                draft.line,
+                post_id,
+                f"{CONFLICTING_DUPLICATE}: post {post_id} was already read from "
+                f"{Path(first.source_file).name} line {first.line} with other content; "
+                "the first is kept",
+                str(draft.raw),
+            )
 
     labelled: dict[str, LabelDraft] = {}
     for label in labels:
         if label.post_id not in kept:
-            why = ("its post was quarantined" if label.post_id in log.post_ids
-                   else "no such post in this load")
-            log.add(label.source_file, label.line, label.post_id,
-                    f"{UNKNOWN_POST}: label for {label.post_id}, {why}", label.raw)
+            why = (
+                "its post was quarantined"
+                if label.post_id in log.post_ids
+                else "no such post in this load"
+            )
+            log.add(
+                label.source_file,
+                label.line,
+                label.post_id,
+                f"{UNKNOWN_POST}: label for {label.post_id}, {why}",
+                label.raw,
+            )
         elif label.post_id not in labelled:
             labelled[label.post_id] = label
         elif labelled[label.post_id].popularity != label.popularity:
             first_label = labelled[label.post_id]
-            log.add(label.source_file, label.line, label.post_id,
-                    f"{CONFLICTING_DUPLICATE}: label for {label.post_id} was already read from "
-                    f"{Path(first_label.source_file).name} line {first_label.line} with "
-                    f"popularity {first_label.popularity}; the first is kept", label.raw)
+            log.add(
+                label.source_file,
+                label.line,
+                label.post_id,
+                f"{CONFLICTING_DUPLICATE}: label for {label.post_id} was already read from "
+                f"{Path(first_label.source_file).name} line {first_label.line} with "
+                f"popularity {first_label.popularity}; the first is kept",
+                label.raw,
+            )
 
     drafts = [draft for _, draft in kept.values()]
     return ParsedBatch(
         posts=frame_from_records([d.post for d in drafts], POST_COLUMNS),
-        authors=frame_from_records([d.author for d in drafts if d.author is not None],
-                                   AUTHOR_COLUMNS),
+        authors=frame_from_records(
+            [d.author for d in drafts if d.author is not None], AUTHOR_COLUMNS
+        ),
         labels=frame_from_records(
             [{"post_id": lab.post_id, "popularity": lab.popularity} for lab in labelled.values()],
             LABEL_COLUMNS,

@@ -88,8 +88,11 @@ def _read_folder(
                 post = _post(record, source, resolve_media)
                 user_id = post["user_id"]
                 if user_id not in users:
-                    why = ("its row in the users file was quarantined"
-                           if user_id in rejected_users else "not in the users file")
+                    why = (
+                        "its row in the users file was quarantined"
+                        if user_id in rejected_users
+                        else "not in the users file"
+                    )
                     raise BadValue(MISSING_USER, f"user {user_id} {why}")
                 video = videos.get(post["post_id"])
                 if video is not None:
@@ -104,8 +107,11 @@ def _read_folder(
     loaded = {draft.post["post_id"] for draft in posts}
     for post_id, (_, source, line, raw) in videos.items():
         if post_id not in loaded:
-            why = ("its post was quarantined" if post_id in log.post_ids
-                   else "no such post in the posts file")
+            why = (
+                "its post was quarantined"
+                if post_id in log.post_ids
+                else "no such post in the posts file"
+            )
             log.add(source, line, post_id, f"{UNKNOWN_POST}: video for {post_id}, {why}", raw)
 
     labels: list[LabelDraft] = []
@@ -164,10 +170,15 @@ def _read_users(
                 first_seen[user_id] = (source, line)
             elif author != users[user_id]:
                 first_source, first_line = first_seen[user_id]
-                log.add(source, line, None,
-                        f"{CONFLICTING_DUPLICATE}: user {user_id} was already read from "
-                        f"{Path(first_source).name} line {first_line} with other counts; "
-                        "the first is kept", raw)
+                log.add(
+                    source,
+                    line,
+                    None,
+                    f"{CONFLICTING_DUPLICATE}: user {user_id} was already read from "
+                    f"{Path(first_source).name} line {first_line} with other counts; "
+                    "the first is kept",
+                    raw,
+                )
     return users, rejected
 
 
@@ -185,11 +196,9 @@ def _read_videos(
                 media = {
                     "media_width": parse_float(record.get("video_width"), "video_width"),
                     "media_height": parse_float(record.get("video_height"), "video_height"),
-                    "media_duration": parse_float(record.get("video_duration"),
-                                                  "video_duration"),
+                    "media_duration": parse_float(record.get("video_duration"), "video_duration"),
                     "music_title": parse_text(record.get("music_title"), "music_title"),
-                    "music_duration": parse_float(record.get("music_duration"),
-                                                  "music_duration"),
+                    "music_duration": parse_float(record.get("music_duration"), "music_duration"),
                 }
             except BadValue as bad:
                 log.add(source, line, post_id, bad.reason, raw)
@@ -198,10 +207,15 @@ def _read_videos(
                 videos[post_id] = (media, source, line, raw)
             elif videos[post_id][0] != media:
                 _, first_source, first_line, _ = videos[post_id]
-                log.add(source, line, post_id,
-                        f"{CONFLICTING_DUPLICATE}: video of {post_id} was already read from "
-                        f"{Path(first_source).name} line {first_line} with other values; "
-                        "the first is kept", raw)
+                log.add(
+                    source,
+                    line,
+                    post_id,
+                    f"{CONFLICTING_DUPLICATE}: video of {post_id} was already read from "
+                    f"{Path(first_source).name} line {first_line} with other values; "
+                    "the first is kept",
+                    raw,
+                )
     return videos
 
 

@@ -121,9 +121,13 @@ def _load_records(path: Path, log: QuarantineLog) -> list[_Record | None]:
         if isinstance(record, dict):
             records.append(_Record(index, record))
         else:
-            log.add(str(path), index, None,
-                    f"{BAD_JSON}: a {type(record).__name__}, expected an object",
-                    raw_json(record))
+            log.add(
+                str(path),
+                index,
+                None,
+                f"{BAD_JSON}: a {type(record).__name__}, expected an object",
+                raw_json(record),
+            )
             records.append(None)
     return records
 
@@ -143,9 +147,14 @@ def _index_by_pid(path: Path, log: QuarantineLog) -> dict[str, _Record]:
         if first is None:
             by_pid[post_id] = record
         elif first.values != record.values:
-            log.add(str(path), record.line, post_id,
-                    f"{CONFLICTING_DUPLICATE}: Pid {post_id} already at record {first.line} "
-                    "with other values; the first is kept", record.raw)
+            log.add(
+                str(path),
+                record.line,
+                post_id,
+                f"{CONFLICTING_DUPLICATE}: Pid {post_id} already at record {first.line} "
+                "with other values; the first is kept",
+                record.raw,
+            )
     return by_pid
 
 
@@ -168,8 +177,10 @@ class _UserColumns:
         return self.n_rows
 
     def row(self, index: int) -> dict[str, Any]:
-        return {name: values[index] if index < len(values) else None
-                for name, values in self._columns.items()}
+        return {
+            name: values[index] if index < len(values) else None
+            for name, values in self._columns.items()
+        }
 
     def pid_index(self) -> dict[str, int] | None:
         """Pid -> row when the data names its posts (first row wins); None when positional."""
@@ -199,11 +210,15 @@ def _load_user_columns(path: Path | None) -> _UserColumns:
             try:
                 values = [v for _, v in sorted(values.items(), key=lambda kv: int(kv[0]))]
             except ValueError:
-                raise SourceError(f"{path}: column {name} is keyed by {next(iter(values))!r}, "
-                                  "expected row numbers") from None
+                raise SourceError(
+                    f"{path}: column {name} is keyed by {next(iter(values))!r}, "
+                    "expected row numbers"
+                ) from None
         if not isinstance(values, list):
-            raise SourceError(f"{path}: column {name} is a {type(values).__name__}, "
-                              "expected a list with one value per post")
+            raise SourceError(
+                f"{path}: column {name} is a {type(values).__name__}, "
+                "expected a list with one value per post"
+            )
         columns[name] = values
     return _UserColumns(columns)
 
@@ -211,8 +226,10 @@ def _load_user_columns(path: Path | None) -> _UserColumns:
 def _require(folder: Path, prefix: str, suffix: str) -> Path:
     path = folder / f"{prefix}{suffix}"
     if not path.is_file():
-        raise SourceError(f"{path.name} is missing from {folder}: every SMPD part needs its "
-                          f"{prefix}{TEXT_SUFFIX} and {prefix}{TEMPORAL_SUFFIX}")
+        raise SourceError(
+            f"{path.name} is missing from {folder}: every SMPD part needs its "
+            f"{prefix}{TEXT_SUFFIX} and {prefix}{TEMPORAL_SUFFIX}"
+        )
     return path
 
 
@@ -268,9 +285,12 @@ def _read_part(
                 raise _Rejected(text_source, record.line, record, bad) from None
             time_record = temporal.get(post_id)
             if time_record is None:
-                raise _Rejected(text_source, record.line, record,
-                                BadValue(BAD_TIME, f"no record for Pid {post_id} in "
-                                                   f"{temporal_file.name}"))
+                raise _Rejected(
+                    text_source,
+                    record.line,
+                    record,
+                    BadValue(BAD_TIME, f"no record for Pid {post_id} in {temporal_file.name}"),
+                )
             post.update(_fields(temporal_file, time_record, _time_and_place))
             category = categories.get(post_id)
             if category is not None:
@@ -281,8 +301,9 @@ def _read_part(
                 user_record = _Record(user_line, user_row)
                 author.update(_fields(user_file, user_record, _author))  # type: ignore[arg-type]
         except _Rejected as rejected:
-            log.reject_post(rejected.source, rejected.line, post_id, rejected.bad.reason,
-                            rejected.record.raw)
+            log.reject_post(
+                rejected.source, rejected.line, post_id, rejected.bad.reason, rejected.record.raw
+            )
             continue
         posts.append(PostDraft(post, author, text_source, record.line, record))
 
@@ -293,9 +314,22 @@ def _read_part(
             if label is not None:
                 labels.append(label)
 
-    _quarantine_leftovers(pid_at, temporal, categories, user_rows, user_by_pid, image_paths,
-                          label_lines, text_file, temporal_file, category_file, user_file,
-                          image_file, label_file, log)
+    _quarantine_leftovers(
+        pid_at,
+        temporal,
+        categories,
+        user_rows,
+        user_by_pid,
+        image_paths,
+        label_lines,
+        text_file,
+        temporal_file,
+        category_file,
+        user_file,
+        image_file,
+        label_file,
+        log,
+    )
     return posts, labels
 
 
@@ -331,10 +365,10 @@ def _author(values: dict[str, Any]) -> dict[str, Any]:
     return {
         "post_count": parse_count(values.get("photo_count"), "photo_count"),
         "is_pro": parse_bool(values.get("ispro"), "ispro"),
-        "first_post_at": parse_timestamp(values.get("photo_firstdate"), "photo_firstdate",
-                                         required=False),
-        "timezone_offset": parse_utc_offset_hours(values.get("timezone_offset"),
-                                                  "timezone_offset"),
+        "first_post_at": parse_timestamp(
+            values.get("photo_firstdate"), "photo_firstdate", required=False
+        ),
+        "timezone_offset": parse_utc_offset_hours(values.get("timezone_offset"), "timezone_offset"),
     }
 
 
@@ -350,8 +384,13 @@ def _label(
     path: Path, line: int, text: str, post_id: str | None, log: QuarantineLog
 ) -> LabelDraft | None:
     if post_id is None:
-        log.add(str(path), line, None,
-                f"{UNKNOWN_POST}: the post at position {line} has no usable Pid", text)
+        log.add(
+            str(path),
+            line,
+            None,
+            f"{UNKNOWN_POST}: the post at position {line} has no usable Pid",
+            text,
+        )
         return None
     try:
         popularity = parse_float(text.strip(), "label")
@@ -384,8 +423,13 @@ def _quarantine_leftovers(
     for path, by_pid in ((temporal_file, temporal), (category_file, categories)):
         for post_id, record in by_pid.items():
             if post_id not in text_pids and path is not None:
-                log.add(str(path), record.line, post_id,
-                        f"{UNKNOWN_POST}: Pid {post_id} is not in {text_file.name}", record.raw)
+                log.add(
+                    str(path),
+                    record.line,
+                    post_id,
+                    f"{UNKNOWN_POST}: Pid {post_id} is not in {text_file.name}",
+                    record.raw,
+                )
     n_posts = len(pid_at)
     if user_file is not None:
         if user_by_pid is None:
@@ -395,13 +439,22 @@ def _quarantine_leftovers(
             leftover = range(len(user_rows))
             leftover = [i for i in leftover if i not in owned]  # type: ignore[assignment]
         for i in leftover:
-            log.add(str(user_file), i + 1, None,
-                    f"{UNKNOWN_POST}: user row {i + 1} has no post in {text_file.name} "
-                    f"({n_posts} posts)", raw_json(user_rows.row(i)))
+            log.add(
+                str(user_file),
+                i + 1,
+                None,
+                f"{UNKNOWN_POST}: user row {i + 1} has no post in {text_file.name} "
+                f"({n_posts} posts)",
+                raw_json(user_rows.row(i)),
+            )
     for path, lines in ((image_file, image_paths), (label_file, label_lines)):
         if path is None:
             continue
         for i in range(n_posts, len(lines)):
-            log.add(str(path), i + 1, None,
-                    f"{UNKNOWN_POST}: line {i + 1} has no post in {text_file.name} "
-                    f"({n_posts} posts)", lines[i])
+            log.add(
+                str(path),
+                i + 1,
+                None,
+                f"{UNKNOWN_POST}: line {i + 1} has no post in {text_file.name} ({n_posts} posts)",
+                lines[i],
+            )

@@ -17,8 +17,9 @@ SMP = [sys.executable, "-m", "smp_platform.cli"]
 
 
 def _smp(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SMP, "--data-dir", str(data_dir), *args], capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [*SMP, "--data-dir", str(data_dir), *args], capture_output=True, text=True, timeout=600
+    )
 
 
 def test_help_answers_without_importing_heavy_packages() -> None:
@@ -39,7 +40,9 @@ def test_help_answers_without_importing_heavy_packages() -> None:
 
 
 def test_ingest_of_a_missing_directory_exits_2_with_a_clear_message(tmp_path: Path) -> None:
-    result = _smp("ingest", "--format", "smp-video", str(tmp_path / "nope"), data_dir=tmp_path / "d")
+    result = _smp(
+        "ingest", "--format", "smp-video", str(tmp_path / "nope"), data_dir=tmp_path / "d"
+    )
     assert result.returncode == 2
     assert "nope" in result.stderr and "error:" in result.stderr
     assert "Traceback" not in result.stderr
@@ -65,7 +68,8 @@ def test_ingest_sets_bad_rows_aside_and_loads_the_rest(tmp_path: Path) -> None:
     assert "0 new" in again.stdout and "29 unchanged" in again.stdout
     code = (
         "from smp_platform.warehouse import Warehouse\n"
-        f"w = Warehouse(__import__('pathlib').Path(r'{tmp_path / 'd' / 'warehouse.duckdb'}'), read_only=True)\n"
+        "from pathlib import Path\n"
+        f"w = Warehouse(Path(r'{tmp_path / 'd' / 'warehouse.duckdb'}'), read_only=True)\n"
         "q = w.quarantine_frame(); print(len(q)); print('|'.join(sorted(q['reason'])))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -76,7 +80,15 @@ def test_ingest_sets_bad_rows_aside_and_loads_the_rest(tmp_path: Path) -> None:
 
 def test_predict_without_a_champion_exits_2(tmp_path: Path) -> None:
     data = write_subset("unlabeled", tmp_path / "in", n=5, with_labels=False)
-    result = _smp("predict", "--format", "smp-video", "--input", str(data), "--output",
-                  str(tmp_path / "out.csv"), data_dir=tmp_path / "d")
+    result = _smp(
+        "predict",
+        "--format",
+        "smp-video",
+        "--input",
+        str(data),
+        "--output",
+        str(tmp_path / "out.csv"),
+        data_dir=tmp_path / "d",
+    )
     assert result.returncode == 2, result.stderr
     assert "champion" in result.stderr

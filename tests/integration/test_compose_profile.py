@@ -93,8 +93,12 @@ def test_refresh_train_promote_and_lookup_on_postgres_and_redis(
     # The stores really are the servers: registry and MLflow tables in Postgres, rows in Redis.
     dbname = settings.compose.postgres_dsn.rsplit("/", 1)[1]
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{dbname}") as con:
-        tables = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
+        tables = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+            )
+        }
         versions = con.execute("SELECT count(*) FROM model_versions").fetchone()[0]
     assert {"feature_views", "feature_services", "model_versions", "registered_models"} <= tables
     assert versions == 1
@@ -112,8 +116,7 @@ def test_compose_profile_renders_redis_and_sql_registry(compose_settings: Settin
     from smp_platform.store import FeatureStoreGateway
 
     config = FeatureStoreGateway(compose_settings).config_dict()
-    assert config["online_store"] == {"type": "redis",
-                                      "connection_string": "127.0.0.1:6379,db=0"}
+    assert config["online_store"] == {"type": "redis", "connection_string": "127.0.0.1:6379,db=0"}
     assert config["registry"]["registry_type"] == "sql"
     assert config["registry"]["path"] == compose_settings.compose.postgres_dsn
     assert config["project"] == compose_settings.feast_project

@@ -23,8 +23,13 @@ def _view_rows(settings: Settings) -> dict[str, int]:
 
 def test_refresh_wrote_every_enabled_group_and_switched_off_the_image_group(platform) -> None:
     rows = _view_rows(platform.settings)
-    for view in ("post_author", "post_temporal", "post_content", "post_text_semantics",
-                 "post_perplexity"):
+    for view in (
+        "post_author",
+        "post_temporal",
+        "post_content",
+        "post_text_semantics",
+        "post_perplexity",
+    ):
         assert rows[view] == 400, view
     # No CLIP weights exist offline: the image group is off, never filled with random weights.
     assert rows["post_image_semantics"] == 0
@@ -85,8 +90,11 @@ def test_service_answers_404_for_an_unknown_post_and_reports_health(platform) ->
         health = httpx.get(f"{url}/healthz", timeout=30).json()
     assert missing.status_code == 404
     assert "NO_SUCH_POST" in missing.json()["detail"]
-    assert health == {"status": "ok", "model_name": platform.settings.train.model_name,
-                      "model_version": platform.train_outcome.version}
+    assert health == {
+        "status": "ok",
+        "model_name": platform.settings.train.model_name,
+        "model_version": platform.train_outcome.version,
+    }
 
 
 def test_a_new_champion_is_served_without_a_restart(platform) -> None:
@@ -145,17 +153,24 @@ def test_point_in_time_join_never_uses_a_feature_written_after_the_label_time(tm
     original = compute_temporal_features(posts).assign(input_hash="v1", encoder_id="t")
     gateway.write_view("post_temporal", original, datetime(2023, 3, 1, 10, 5, tzinfo=UTC))
     # A later row for the same post (e.g. a correction) with a different value.
-    later = original.assign(event_timestamp=posted + timedelta(days=2), post_hour=23,
-                            input_hash="v2")
+    later = original.assign(
+        event_timestamp=posted + timedelta(days=2), post_hour=23, input_hash="v2"
+    )
     gateway.write_view("post_temporal", later, datetime(2023, 3, 3, tzinfo=UTC))
     entities = pd.DataFrame(
-        {"post_id": ["p1", "p1"],
-         "event_timestamp": [posted + timedelta(hours=1), posted + timedelta(days=3)]}
+        {
+            "post_id": ["p1", "p1"],
+            "event_timestamp": [posted + timedelta(hours=1), posted + timedelta(days=3)],
+        }
     )
     frame = gateway.historical_features(entities, "popularity_tabular_v1")
     assert frame["post_hour"].tolist() == [10, 23]
-    before_post = pd.DataFrame({"post_id": ["p1"], "event_timestamp": [posted - timedelta(hours=1)]})
-    assert gateway.historical_features(before_post, "popularity_tabular_v1")["post_hour"].isna().all()
+    before_post = pd.DataFrame(
+        {"post_id": ["p1"], "event_timestamp": [posted - timedelta(hours=1)]}
+    )
+    assert (
+        gateway.historical_features(before_post, "popularity_tabular_v1")["post_hour"].isna().all()
+    )
 
 
 def test_changing_one_encoder_replans_only_its_group(platform) -> None:

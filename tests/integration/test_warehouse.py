@@ -34,8 +34,16 @@ def hand_made_batch(posts: list[tuple[str, str, datetime]], **post_fields: Any) 
     """Posts (post_id, user_id, posted_at) with their authors; extra fields go on every post."""
     post_rows, author_rows = [], []
     for post_id, user_id, posted_at in posts:
-        row = {"post_id": post_id, "user_id": user_id, "posted_at": posted_at, "title": "t",
-               "tags": [], "source_format": "test", "source_file": "hand", **post_fields}
+        row = {
+            "post_id": post_id,
+            "user_id": user_id,
+            "posted_at": posted_at,
+            "title": "t",
+            "tags": [],
+            "source_format": "test",
+            "source_file": "hand",
+            **post_fields,
+        }
         row["content_hash"] = content_hash(row, POST_CONTENT_COLUMNS)
         author = {"post_id": post_id, "user_id": user_id, "follower_count": 10}
         author["content_hash"] = content_hash(author, AUTHOR_CONTENT_COLUMNS)
@@ -66,7 +74,8 @@ def test_bundled_train_loads_every_post_author_and_label(
         assert warehouse.count("labels") == 3200
         assert warehouse.count("quarantine") == summary.quarantined == 0
         assert str(summary) == (
-            "3,200 loaded (3,200 new, 0 updated, 0 unchanged), 3,200 labels, 0 quarantined")
+            "3,200 loaded (3,200 new, 0 updated, 0 unchanged), 3,200 labels, 0 quarantined"
+        )
 
         posts = warehouse.posts_frame()
         assert len(posts) == 3200
@@ -106,13 +115,18 @@ def test_quarantine_is_reported_each_load_but_stored_once(tmp_path: Path) -> Non
     posts_file = next(TRAIN.glob("*posts*.jsonl"))
     posts = posts_file.read_text(encoding="utf-8").splitlines()[:20]
     kept = {json.loads(line)["pid"] for line in posts}
-    posts += ['{"pid": "BROKEN', json.dumps({"pid": "P_X", "uid": "NOBODY",
-                                            "post_time": "2023-01-01 00:00"})]
+    posts += [
+        '{"pid": "BROKEN',
+        json.dumps({"pid": "P_X", "uid": "NOBODY", "post_time": "2023-01-01 00:00"}),
+    ]
     (data / posts_file.name).write_text("\n".join(posts) + "\n", encoding="utf-8")
     for src in TRAIN.glob("*.jsonl"):
         if src != posts_file:
-            lines = [line for line in src.read_text(encoding="utf-8").splitlines()
-                     if "users" in src.name or json.loads(line)["pid"] in kept]
+            lines = [
+                line
+                for line in src.read_text(encoding="utf-8").splitlines()
+                if "users" in src.name or json.loads(line)["pid"] in kept
+            ]
             (data / src.name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     with Warehouse(tmp_path / "w.duckdb") as warehouse:
         first = warehouse.ingest(read_source("smp-video", data))
@@ -131,11 +145,16 @@ def test_quarantine_is_reported_each_load_but_stored_once(tmp_path: Path) -> Non
 
 
 def test_a_changed_post_counts_as_updated(tmp_path: Path, train_batch: ParsedBatch) -> None:
-    edited = ParsedBatch(train_batch.posts.copy(), train_batch.authors.copy(),
-                         train_batch.labels.copy(), train_batch.quarantine.copy())
+    edited = ParsedBatch(
+        train_batch.posts.copy(),
+        train_batch.authors.copy(),
+        train_batch.labels.copy(),
+        train_batch.quarantine.copy(),
+    )
     edited.posts.loc[0, "title"] = "a new caption"
-    edited.posts.loc[0, "content_hash"] = content_hash(edited.posts.loc[0].to_dict(),
-                                                       POST_CONTENT_COLUMNS)
+    edited.posts.loc[0, "content_hash"] = content_hash(
+        edited.posts.loc[0].to_dict(), POST_CONTENT_COLUMNS
+    )
     edited.labels.loc[0, "popularity"] = 99.0
     post_id = edited.posts.loc[0, "post_id"]
     with Warehouse(tmp_path / "w.duckdb") as warehouse:
@@ -148,9 +167,7 @@ def test_a_changed_post_counts_as_updated(tmp_path: Path, train_batch: ParsedBat
         assert labels[edited.labels.loc[0, "post_id"]] == 99.0
 
 
-def test_new_unlabeled_posts_add_to_the_warehouse(
-    tmp_path: Path, train_batch: ParsedBatch
-) -> None:
+def test_new_unlabeled_posts_add_to_the_warehouse(tmp_path: Path, train_batch: ParsedBatch) -> None:
     with Warehouse(tmp_path / "w.duckdb") as warehouse:
         warehouse.ingest(train_batch)
         summary = warehouse.ingest(read_source("smp-video", UNLABELED))
@@ -161,20 +178,27 @@ def test_new_unlabeled_posts_add_to_the_warehouse(
 
 def test_author_history_counts_strictly_earlier_posts_of_the_same_user(tmp_path: Path) -> None:
     t0 = datetime(2023, 1, 1)
-    batch = hand_made_batch([
-        ("a1", "alice", t0),
-        ("a2", "alice", t0 + timedelta(days=2)),
-        ("a3", "alice", t0 + timedelta(days=2)),  # same instant as a2: neither precedes
-        ("a4", "alice", t0 + timedelta(days=5, hours=12)),
-        ("b1", "bob", t0 + timedelta(days=1)),
-    ])
+    batch = hand_made_batch(
+        [
+            ("a1", "alice", t0),
+            ("a2", "alice", t0 + timedelta(days=2)),
+            ("a3", "alice", t0 + timedelta(days=2)),  # same instant as a2: neither precedes
+            ("a4", "alice", t0 + timedelta(days=5, hours=12)),
+            ("b1", "bob", t0 + timedelta(days=1)),
+        ]
+    )
     with Warehouse(tmp_path / "w.duckdb") as warehouse:
         warehouse.ingest(batch)
         history = warehouse.author_history(["a4", "b1", "a3", "a2", "a1", "ghost"])
     assert history.post_id.tolist() == ["a4", "b1", "a3", "a2", "a1", "ghost"]  # request order
     prior = dict(zip(history.post_id, history.author_prior_posts, strict=True))
     assert {k: prior[k] for k in ("a1", "a2", "a3", "a4", "b1")} == {
-        "a1": 0, "a2": 1, "a3": 1, "a4": 3, "b1": 0}
+        "a1": 0,
+        "a2": 1,
+        "a3": 1,
+        "a4": 3,
+        "b1": 0,
+    }
     days = history.set_index("post_id").author_days_since_previous_post
     assert pd.isna(days["a1"]) and pd.isna(days["b1"])
     assert days["a2"] == pytest.approx(2.0)

@@ -30,8 +30,15 @@ TRAIN = REPO / "data" / "smp-video" / "train"
 
 def authorless_post(post_id: str, posted_at: datetime) -> ParsedBatch:
     """A post with no author row: its author_content_hash is NULL."""
-    row = {"post_id": post_id, "user_id": "nobody", "posted_at": posted_at, "title": "t",
-           "tags": [], "source_format": "test", "source_file": "hand"}
+    row = {
+        "post_id": post_id,
+        "user_id": "nobody",
+        "posted_at": posted_at,
+        "title": "t",
+        "tags": [],
+        "source_format": "test",
+        "source_file": "hand",
+    }
     row["content_hash"] = content_hash(row, POST_CONTENT_COLUMNS)
     return ParsedBatch(
         posts=frame_from_records([row], POST_COLUMNS),

@@ -30,31 +30,57 @@ def write_jsonl(path: Path, rows: list[Any]) -> Path:
 
 
 def post(pid: str, uid: str = "U1", **fields: Any) -> dict[str, Any]:
-    row = {"pid": pid, "uid": uid, "post_content": f"text of {pid}", "post_location": "US",
-           "post_suggested_words": ["a", "b"], "post_text_language": "en",
-           "video_path": f"train/{uid}/{pid}.mp4", "post_time": "2022-08-25 16:15"}
+    row = {
+        "pid": pid,
+        "uid": uid,
+        "post_content": f"text of {pid}",
+        "post_location": "US",
+        "post_suggested_words": ["a", "b"],
+        "post_text_language": "en",
+        "video_path": f"train/{uid}/{pid}.mp4",
+        "post_time": "2022-08-25 16:15",
+    }
     row.update(fields)
     return row
 
 
 def user(uid: str, **counts: Any) -> dict[str, Any]:
-    row = {"uid": uid, "user_following_count": 10, "user_follower_count": 100,
-           "user_likes_count": 1000, "user_video_count": 5, "user_digg_count": 3,
-           "user_heart_count": 1000, "user_friend_count": 0}
+    row = {
+        "uid": uid,
+        "user_following_count": 10,
+        "user_follower_count": 100,
+        "user_likes_count": 1000,
+        "user_video_count": 5,
+        "user_digg_count": 3,
+        "user_heart_count": 1000,
+        "user_friend_count": 0,
+    }
     row.update(counts)
     return row
 
 
 def video(pid: str, uid: str = "U1", **fields: Any) -> dict[str, Any]:
-    row = {"vid": f"V{pid}", "pid": pid, "uid": uid, "video_height": 1024, "video_width": 576,
-           "video_duration": 13, "video_ratio": "540p", "video_format": "mp4",
-           "music_title": "original sound", "music_duration": 16}
+    row = {
+        "vid": f"V{pid}",
+        "pid": pid,
+        "uid": uid,
+        "video_height": 1024,
+        "video_width": 576,
+        "video_duration": 13,
+        "video_ratio": "540p",
+        "video_format": "mp4",
+        "music_title": "original sound",
+        "music_duration": 16,
+    }
     row.update(fields)
     return row
 
 
 def smp_video_dir(
-    root: Path, posts: list[Any], users: list[Any], videos: list[Any] | None = None,
+    root: Path,
+    posts: list[Any],
+    users: list[Any],
+    videos: list[Any] | None = None,
     labels: list[Any] | None = None,
 ) -> Path:
     write_jsonl(root / "x_posts_train.jsonl", posts)
@@ -86,8 +112,12 @@ def reasons(batch: Any) -> list[tuple[str, int, str | None, str]]:
 def test_smp_video_good_rows_become_canonical_posts_authors_and_labels(tmp_path: Path) -> None:
     folder = smp_video_dir(
         tmp_path,
-        posts=[post("P1", "U1"), post("P2", "U1", post_time="2023-01-02 03:04",
-                                      post_content="", post_suggested_words=[])],
+        posts=[
+            post("P1", "U1"),
+            post(
+                "P2", "U1", post_time="2023-01-02 03:04", post_content="", post_suggested_words=[]
+            ),
+        ],
         users=[user("U1")],
         videos=[video("P1"), video("P2", video_width=720)],
         labels=[{"pid": "P1", "uid": "U1", "popularity": 7.5}],
@@ -133,21 +163,25 @@ def test_smp_video_each_malformed_row_is_quarantined_with_reason_and_line(
     folder = smp_video_dir(
         tmp_path,
         posts=[
-            post("P1"),                                          # 1 good
-            '{"pid": "P2", "uid": ',                             # 2 bad JSON
-            post("P3", uid=None),                                # 3 missing id
-            post("P4", post_time="yesterday"),                   # 4 unparsable time
-            post("P5", uid="NOBODY"),                            # 5 user missing
-            post("P1", post_content="edited later"),             # 6 conflicting duplicate
-            post("P1"),                                          # 7 exact duplicate: silent
+            post("P1"),  # 1 good
+            '{"pid": "P2", "uid": ',  # 2 bad JSON
+            post("P3", uid=None),  # 3 missing id
+            post("P4", post_time="yesterday"),  # 4 unparsable time
+            post("P5", uid="NOBODY"),  # 5 user missing
+            post("P1", post_content="edited later"),  # 6 conflicting duplicate
+            post("P1"),  # 7 exact duplicate: silent
             post("P8", post_suggested_words="not a list", post_content={"a": 1}),  # 8 wrong type
-            post("P9", uid="U2"),                                # 9 user row was rejected
-            {"uid": "U1"},                                       # 10 no pid
-            "[1, 2]",                                            # 11 not an object
+            post("P9", uid="U2"),  # 9 user row was rejected
+            {"uid": "U1"},  # 10 no pid
+            "[1, 2]",  # 11 not an object
         ],
         users=[user("U1"), user("U2", user_follower_count="lots")],
-        labels=[{"pid": "P1", "popularity": 3.0}, {"pid": "P404", "popularity": 1.0},
-                {"pid": "P4", "popularity": 2.0}, {"pid": "P1", "popularity": "high"}],
+        labels=[
+            {"pid": "P1", "popularity": 3.0},
+            {"pid": "P404", "popularity": 1.0},
+            {"pid": "P4", "popularity": 2.0},
+            {"pid": "P1", "popularity": "high"},
+        ],
     )
     batch = read_source("smp-video", folder)
 
@@ -192,8 +226,12 @@ def test_smp_video_negative_and_missing_counts_are_null_not_quarantined(tmp_path
 
 
 def test_smp_video_video_rows_without_a_post_are_quarantined(tmp_path: Path) -> None:
-    folder = smp_video_dir(tmp_path, [post("P1")], [user("U1")],
-                           videos=[video("P1"), video("P77"), video("P1", video_width="wide")])
+    folder = smp_video_dir(
+        tmp_path,
+        [post("P1")],
+        [user("U1")],
+        videos=[video("P1"), video("P77"), video("P1", video_width="wide")],
+    )
     batch = read_source("smp-video", folder)
     assert reasons(batch) == [
         ("x_videos_train.jsonl", 2, "P77", "unknown post"),
@@ -203,8 +241,9 @@ def test_smp_video_video_rows_without_a_post_are_quarantined(tmp_path: Path) -> 
 
 
 def test_smp_video_reads_a_folder_of_folders_as_one_load(tmp_path: Path) -> None:
-    smp_video_dir(tmp_path / "train", [post("P1")], [user("U1")],
-                  labels=[{"pid": "P1", "popularity": 2.0}])
+    smp_video_dir(
+        tmp_path / "train", [post("P1")], [user("U1")], labels=[{"pid": "P1", "popularity": 2.0}]
+    )
     smp_video_dir(tmp_path / "unlabeled", [post("P2", "U2")], [user("U2"), user("U2")])
     batch = read_source("smp-video", tmp_path)
     assert sorted(batch.posts.post_id) == ["P1", "P2"]
@@ -215,8 +254,10 @@ def test_smp_video_reads_a_folder_of_folders_as_one_load(tmp_path: Path) -> None
 def test_smp_video_content_hash_is_stable_and_follows_content(tmp_path: Path) -> None:
     first = read_source("smp-video", smp_video_dir(tmp_path / "a", [post("P1")], [user("U1")]))
     again = read_source("smp-video", smp_video_dir(tmp_path / "b", [post("P1")], [user("U1")]))
-    edited = read_source("smp-video", smp_video_dir(
-        tmp_path / "c", [post("P1", post_content="new words")], [user("U1")]))
+    edited = read_source(
+        "smp-video",
+        smp_video_dir(tmp_path / "c", [post("P1", post_content="new words")], [user("U1")]),
+    )
     assert len(first.posts.content_hash[0]) == 16
     # A copy in another folder is the same content; an edit is not.
     assert first.posts.content_hash[0] == again.posts.content_hash[0]
@@ -241,35 +282,82 @@ def write_smpd(
     def dump(name: str, value: Any) -> None:
         (folder / f"t_{name}").write_text(json.dumps(value), encoding="utf-8")
 
-    dump("text.json", [{"Uid": p["Uid"], "Pid": p["Pid"], "Title": p.get("Title", "a title"),
-                        "Mediatype": "photo", "Alltags": p.get("Alltags", "sky blue")}
-                       for p in posts])
-    dump("temporalspatial_information.json",
-         [{"Uid": p["Uid"], "Pid": p["Pid"], "Postdate": p.get("Postdate", "1446016778"),
-           "Latitude": p.get("Latitude", "0"), "Longitude": p.get("Longitude", "0"),
-           "Geoaccuracy": p.get("Geoaccuracy", "0")} for p in posts
-          if "no_time" not in p] + (temporal_extra or []))
-    dump("category.json", [{"Uid": p["Uid"], "Pid": p["Pid"], "Category": "Food",
-                            "Subcategory": "Drinks", "Concept": "coffee"} for p in posts])
-    dump("user_data.json", user_data or {
-        "photo_firstdate": ["1171851508"] * len(posts),
-        "photo_count": ["37"] * len(posts),
-        "ispro": [1] * len(posts),
-        "timezone_offset": ["+05:30"] * len(posts),
-    })
+    dump(
+        "text.json",
+        [
+            {
+                "Uid": p["Uid"],
+                "Pid": p["Pid"],
+                "Title": p.get("Title", "a title"),
+                "Mediatype": "photo",
+                "Alltags": p.get("Alltags", "sky blue"),
+            }
+            for p in posts
+        ],
+    )
+    dump(
+        "temporalspatial_information.json",
+        [
+            {
+                "Uid": p["Uid"],
+                "Pid": p["Pid"],
+                "Postdate": p.get("Postdate", "1446016778"),
+                "Latitude": p.get("Latitude", "0"),
+                "Longitude": p.get("Longitude", "0"),
+                "Geoaccuracy": p.get("Geoaccuracy", "0"),
+            }
+            for p in posts
+            if "no_time" not in p
+        ]
+        + (temporal_extra or []),
+    )
+    dump(
+        "category.json",
+        [
+            {
+                "Uid": p["Uid"],
+                "Pid": p["Pid"],
+                "Category": "Food",
+                "Subcategory": "Drinks",
+                "Concept": "coffee",
+            }
+            for p in posts
+        ],
+    )
+    dump(
+        "user_data.json",
+        user_data
+        or {
+            "photo_firstdate": ["1171851508"] * len(posts),
+            "photo_count": ["37"] * len(posts),
+            "ispro": [1] * len(posts),
+            "timezone_offset": ["+05:30"] * len(posts),
+        },
+    )
     (folder / "t_img_filepath.txt").write_text(
-        "".join(f"train/{p['Uid']}/{p['Pid']}.jpg\n" for p in posts), encoding="utf-8")
+        "".join(f"train/{p['Uid']}/{p['Pid']}.jpg\n" for p in posts), encoding="utf-8"
+    )
     if labels is not None:
         (folder / "t_label.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
     return folder
 
 
 def test_smpd_reader_joins_aspects_and_positional_files(tmp_path: Path) -> None:
-    folder = write_smpd(tmp_path, [
-        {"Pid": 775, "Uid": "59@N00", "Postdate": 1446016778, "Alltags": "sky  blue sea"},
-        {"Pid": "776", "Uid": "60@N00", "Latitude": "48.85", "Longitude": "2.35",
-         "Geoaccuracy": "16", "Alltags": ""},
-    ], labels=["6.5", "1.25"])
+    folder = write_smpd(
+        tmp_path,
+        [
+            {"Pid": 775, "Uid": "59@N00", "Postdate": 1446016778, "Alltags": "sky  blue sea"},
+            {
+                "Pid": "776",
+                "Uid": "60@N00",
+                "Latitude": "48.85",
+                "Longitude": "2.35",
+                "Geoaccuracy": "16",
+                "Alltags": "",
+            },
+        ],
+        labels=["6.5", "1.25"],
+    )
     image = tmp_path / "train" / "60@N00" / "776.jpg"
     image.parent.mkdir(parents=True)
     image.write_bytes(b"")
@@ -298,7 +386,9 @@ def test_smpd_reader_joins_aspects_and_positional_files(tmp_path: Path) -> None:
     assert authors.loc["776", "first_post_at"] == pd.Timestamp("2007-02-19 02:18:28")
     assert pd.isna(authors.loc["776", "follower_count"])
     assert dict(zip(batch.labels.post_id, batch.labels.popularity, strict=True)) == {
-        "775": 6.5, "776": 1.25}
+        "775": 6.5,
+        "776": 1.25,
+    }
 
 
 def test_smpd_bad_values_are_quarantined_against_the_file_that_holds_them(
@@ -315,15 +405,17 @@ def test_smpd_bad_values_are_quarantined_against_the_file_that_holds_them(
             {"Pid": 6, "Uid": "u2"},
         ],
         labels=["1.0", "2.0", "3.0", "4.0", "5.0", "oops", "7.0"],
-        user_data={"photo_count": ["10", "10", "10", "10", "10", "many", "10"],
-                   "ispro": [0, 0, 0, 0, 0, 0, 0]},
+        user_data={
+            "photo_count": ["10", "10", "10", "10", "10", "many", "10"],
+            "ispro": [0, 0, 0, 0, 0, 0, 0],
+        },
         temporal_extra=[{"Uid": "u9", "Pid": 99, "Postdate": "1446016778"}],
     )
     batch = read_source("smpd", folder)
 
     assert batch.posts.post_id.tolist() == ["1"]
     assert reasons(batch) == [
-        ("t_label.txt", 2, "2", "unknown post"),   # its post was quarantined
+        ("t_label.txt", 2, "2", "unknown post"),  # its post was quarantined
         ("t_label.txt", 3, "3", "unknown post"),
         ("t_label.txt", 4, "4", "unknown post"),
         ("t_label.txt", 5, "5", "unknown post"),

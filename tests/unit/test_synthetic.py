@@ -32,7 +32,8 @@ def test_synthetic_users_are_heavy_tailed_and_labels_follow_signals(tmp_path: Pa
     posts_per_user = batch.posts.user_id.value_counts()
     assert posts_per_user.iloc[0] >= 5 * posts_per_user.median()
     frame = batch.posts.merge(batch.labels, on="post_id").merge(
-        batch.authors[["post_id", "post_count"]], on="post_id")
+        batch.authors[["post_id", "post_count"]], on="post_id"
+    )
     assert spearmanr(frame.tags.map(len), frame.popularity).statistic > 0.1
     assert spearmanr(frame.post_count, frame.popularity).statistic > 0.1
 

@@ -21,7 +21,9 @@ def _posts() -> pd.DataFrame:
         {
             "post_id": ["p1", "p2"],
             "user_id": ["u1", "u1"],
-            "posted_at": pd.to_datetime(["2023-07-03 14:30:00", "2023-07-08 23:59:59.1234567"], format="ISO8601"),
+            "posted_at": pd.to_datetime(
+                ["2023-07-03 14:30:00", "2023-07-08 23:59:59.1234567"], format="ISO8601"
+            ),
             "title": ["Sunset at #beach with FRIENDS 2023", ""],
             "tags": [["beach", "sunset"], []],
             "language": ["en", None],
@@ -65,8 +67,11 @@ def test_temporal_features_match_the_calendar() -> None:
 
 def test_author_features_log_scale_and_treat_negative_counts_as_unknown() -> None:
     history = pd.DataFrame(
-        {"post_id": ["p1", "p2"], "author_prior_posts": [0, 1],
-         "author_days_since_previous_post": [None, 5.4]}
+        {
+            "post_id": ["p1", "p2"],
+            "author_prior_posts": [0, 1],
+            "author_days_since_previous_post": [None, 5.4],
+        }
     )
     out = compute_author_features(_posts(), history)
     assert list(out.columns) == ["post_id", "event_timestamp", *feature_names("post_author")]
