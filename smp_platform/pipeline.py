@@ -171,7 +171,7 @@ def demo(
     train_dir = Path(data) if data else BUNDLED_TRAIN
     console.rule("[bold]smp-platform demo")
     console.print(f"data dir: {settings.root}")
-    console.print(f"[bold]1/6 ingest[/] {train_dir}: {ingest(settings, 'smp-video', train_dir)}")
+    console.print(f"[bold]1/7 ingest[/] {train_dir}: {ingest(settings, 'smp-video', train_dir)}")
     unseen_dir = None
     if data is None and unseen_posts > 0:
         # A slice of the unlabelled posts: enough to show online prediction of posts the model
@@ -179,20 +179,22 @@ def demo(
         unseen_dir = slice_smp_video(BUNDLED_UNLABELED, settings.root / "demo-unseen", unseen_posts)
         summary = ingest(settings, "smp-video", unseen_dir, with_labels=False)
         console.print(f"           {unseen_posts} unlabelled posts (no labels): {summary}")
-    console.print(f"[bold]2/6 refresh[/]: {refresh(settings)}")
+    console.print(f"[bold]2/7 refresh[/]: {refresh(settings)}")
     outcome = train(settings)
-    console.print(f"[bold]3/6 train[/]: {outcome}")
-    console.print(f"[bold]4/6 promote[/]: {promote(settings, outcome.version)}")
+    console.print(f"[bold]3/7 train[/]: {outcome}")
+    console.print(f"[bold]4/7 promote[/]: {promote(settings, outcome.version)}")
     if with_ablation:
-        console.print("[bold]5/6 ablation[/] (time-split validation posts)")
+        console.print("[bold]5/7 ablation[/] (time-split validation posts)")
         console.print(ablation(settings))
     else:
-        console.print("[bold]5/6 ablation[/]: skipped")
+        console.print("[bold]5/7 ablation[/]: skipped")
+    figures = report(settings)
+    console.print(f"[bold]6/7 report[/]: {len(figures)} figures in {settings.reports_dir}")
     post_id = _demo_post(settings, unseen=unseen_dir is not None)
     with running_service(settings) as url:
         response = httpx.get(f"{url}/v1/posts/{post_id}/popularity", timeout=30)
     console.print(
-        f"[bold]6/6 online[/] GET /v1/posts/{post_id}/popularity -> "
+        f"[bold]7/7 online[/] GET /v1/posts/{post_id}/popularity -> "
         f"{response.status_code} {response.json()}"
     )
     console.rule(
