@@ -165,27 +165,28 @@ def demo(
     """Ingest -> refresh -> train -> promote -> metrics -> online prediction of an unseen post."""
     import httpx
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console()
     started = time.perf_counter()
     train_dir = Path(data) if data else BUNDLED_TRAIN
     console.rule("[bold]smp-platform demo")
     console.print(f"data dir: {settings.root}")
-    console.print(f"[bold]1/7 ingest[/] {train_dir}: {ingest(settings, 'smp-video', train_dir)}")
+    console.print(f"[bold]1/7 ingest[/] {train_dir}: {escape(str(ingest(settings, 'smp-video', train_dir)))}")
     unseen_dir = None
     if data is None and unseen_posts > 0:
         # A slice of the unlabelled posts: enough to show online prediction of posts the model
         # never saw without paying the perplexity pass for all 2,000 (`smp predict` does those).
         unseen_dir = slice_smp_video(BUNDLED_UNLABELED, settings.root / "demo-unseen", unseen_posts)
         summary = ingest(settings, "smp-video", unseen_dir, with_labels=False)
-        console.print(f"           {unseen_posts} unlabelled posts (no labels): {summary}")
-    console.print(f"[bold]2/7 refresh[/]: {refresh(settings)}")
+        console.print(f"           {unseen_posts} unlabelled posts (no labels): {escape(str(summary))}")
+    console.print(f"[bold]2/7 refresh[/]: {escape(str(refresh(settings)))}")
     outcome = train(settings)
-    console.print(f"[bold]3/7 train[/]: {outcome}")
-    console.print(f"[bold]4/7 promote[/]: {promote(settings, outcome.version)}")
+    console.print(f"[bold]3/7 train[/]: {escape(str(outcome))}")
+    console.print(f"[bold]4/7 promote[/]: {escape(str(promote(settings, outcome.version)))}")
     if with_ablation:
         console.print("[bold]5/7 ablation[/] (time-split validation posts)")
-        console.print(ablation(settings))
+        console.print(escape(ablation(settings)))
     else:
         console.print("[bold]5/7 ablation[/]: skipped")
     figures = report(settings)
@@ -195,7 +196,7 @@ def demo(
         response = httpx.get(f"{url}/v1/posts/{post_id}/popularity", timeout=30)
     console.print(
         f"[bold]7/7 online[/] GET /v1/posts/{post_id}/popularity -> "
-        f"{response.status_code} {response.json()}"
+        f"{response.status_code} {escape(str(response.json()))}"
     )
     console.rule(
         f"validation SRC {outcome.metrics['src']:.3f}  MAE {outcome.metrics['mae']:.3f}  "

@@ -151,9 +151,10 @@ def predict_posts(settings: Settings, post_ids: list[str]) -> pd.DataFrame:
             f"no @champion of {settings.train.model_name}: run `smp train` and `smp promote` first"
         )
     version, service = found
-    model, _ = load_model(settings, version)
+    model, columns = load_model(settings, version)
     frame = posts_frame(settings, post_ids, service or settings.feature_service)
-    frame["popularity"] = pd.Series(model.predict(frame)).to_numpy(dtype=float)
+    inputs = frame[[c for c in columns if c in frame.columns]] if columns else frame
+    frame["popularity"] = pd.Series(model.predict(inputs)).to_numpy(dtype=float)
     return frame[["post_id", "popularity"]].assign(model_version=version)
 
 

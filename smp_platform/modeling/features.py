@@ -92,6 +92,16 @@ def numeric_column(values: pd.Series) -> pd.Series:
     return pd.to_numeric(values, errors="coerce").astype("float64")
 
 
+def _numeric_block(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """numeric_column for many columns at once; falls back per column on unparseable values."""
+    block = frame.reindex(columns=columns)
+    try:
+        values = block.to_numpy(dtype="float64", na_value=np.nan)
+    except (TypeError, ValueError):
+        return pd.DataFrame({c: numeric_column(block[c]) for c in columns}, index=frame.index)
+    return pd.DataFrame(values, columns=columns, index=frame.index)
+
+
 def categorical_column(values: pd.Series) -> pd.Series:
     """Strings for CatBoost, with one category for missing values."""
     values = values.astype(object)
@@ -246,10 +256,10 @@ class ModelMatrix:
         """Matrix for new posts; extra columns are ignored, missing ones read as null."""
         if self.reducer is None:
             raise RuntimeError("ModelMatrix.transform before fit_transform")
-        matrix = pd.DataFrame(
-            {c: numeric_column(_column_or_none(frame, c)) for c in self.numeric},
-            index=frame.index,
-        )
-        for c in self.categorical:
-            matrix[c] = categorical_column(_column_or_none(frame, c))
+        matrix = _numeric_block(frame, self.numeric)
+        if self.categorical:
+            # One conversion for every categorical column (the online path predicts one row,
+            # where per-column pandas calls dominate); same values as categorical_column.
+            block = frame.reindex(columns=self.categorical).astype(object)
+            matrix[self.categorical] = block.where(block.notna(), MISSING_CATEGORY).astype(str)
         return pd.concat([matrix, self.reducer.transform(frame)], axis=1)[self.output_columns]
