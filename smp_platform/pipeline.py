@@ -172,14 +172,15 @@ def demo(
     train_dir = Path(data) if data else BUNDLED_TRAIN
     console.rule("[bold]smp-platform demo")
     console.print(f"data dir: {settings.root}")
-    console.print(f"[bold]1/7 ingest[/] {train_dir}: {escape(str(ingest(settings, 'smp-video', train_dir)))}")
+    loaded = ingest(settings, "smp-video", train_dir)
+    console.print(f"[bold]1/7 ingest[/] {train_dir}: {escape(str(loaded))}")
     unseen_dir = None
     if data is None and unseen_posts > 0:
         # A slice of the unlabelled posts: enough to show online prediction of posts the model
         # never saw without paying the perplexity pass for all 2,000 (`smp predict` does those).
         unseen_dir = slice_smp_video(BUNDLED_UNLABELED, settings.root / "demo-unseen", unseen_posts)
         summary = ingest(settings, "smp-video", unseen_dir, with_labels=False)
-        console.print(f"           {unseen_posts} unlabelled posts (no labels): {escape(str(summary))}")
+        console.print(f"           {unseen_posts} unlabelled posts: {escape(str(summary))}")
     console.print(f"[bold]2/7 refresh[/]: {escape(str(refresh(settings)))}")
     outcome = train(settings)
     console.print(f"[bold]3/7 train[/]: {escape(str(outcome))}")
