@@ -189,3 +189,36 @@ def test_changing_one_encoder_replans_only_its_group(platform) -> None:
     plan = plan_refresh(changed)
     assert plan.stale == {"tabular": 0, "text": 0, "perplexity": n_posts}
     assert {group for group, _ in plan.batches} == {"perplexity"}
+
+
+def test_a_refresh_that_crashed_midway_reruns_without_duplicates_or_holes(
+    tmp_path, prefect_server
+) -> None:
+    import duckdb
+
+    from smp_platform.config import EncoderSettings
+    from smp_platform.refresh import now_utc, plan_refresh, process_batch
+    from tests.helpers import write_subset
+
+    settings = Settings(
+        data_dir=tmp_path / "crash",
+        refresh_batch_size=50,
+        encoders=EncoderSettings(text_model=None, perplexity_model=None),
+    )
+    settings.ensure_dirs()
+    pipeline.ingest(settings, "smp-video", write_subset("train", tmp_path / "in", n=120))
+    plan = plan_refresh(settings)
+    assert len(plan.batches) == 3
+    # The run dies after its first batch, and again after re-writing that same batch.
+    group, ids = plan.batches[0]
+    process_batch(group, ids, settings, now_utc())
+    process_batch(group, ids, settings, now_utc())
+    assert plan_refresh(settings).stale == {"tabular": 70}
+    summary = pipeline.refresh(settings)
+    assert summary.written["post_temporal"] == 70
+    for view in ("post_author", "post_temporal", "post_content"):
+        glob = settings.offline_dir / view / "*.parquet"
+        total, distinct = duckdb.sql(
+            f"SELECT count(*), count(DISTINCT post_id) FROM read_parquet('{glob}')"
+        ).fetchall()[0]
+        assert total == distinct == 120, view
