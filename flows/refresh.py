@@ -57,11 +57,12 @@ def refresh_flow(settings: Settings | None = None) -> RefreshSummary:
         results.append(result)
         summary.add(result)
         logger.info(
-            "batch %d/%d (%s): %s rows written%s",
+            "batch %d/%d (%s): %s posts written to %s%s",
             i,
             len(futures),
             result.group,
-            f"{sum(result.rows_written.values()):,}",
+            f"{max(result.rows_written.values(), default=0):,}",
+            ", ".join(result.rows_written) or "nothing",
             f", {len(result.failures)} validation failure(s)" if result.failures else "",
         )
         for failure in result.failures:

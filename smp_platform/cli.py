@@ -44,6 +44,15 @@ def _settings():  # type: ignore[no-untyped-def]
 
 
 def _quiet_environment() -> None:
+    import logging
+    import warnings
+
+    # Library deprecation notices (DuckDB 2 via ibis, SQLAlchemy via MLflow, GE) say nothing a
+    # user of the CLI can act on; our own warnings and errors still show.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+    for name in ("mlflow.pyfunc", "mlflow.models.utils"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     # No model hub, no telemetry: this platform runs offline.
     for key, value in {
         "HF_HUB_OFFLINE": "1",
