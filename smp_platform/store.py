@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLACEHOLDER_PART = "_schema.parquet"
-KEY_COLUMNS = ("post_id", "event_timestamp", "created_at")
 
 
 def _arrow_type(feast_type: Any) -> pa.DataType:

@@ -8,8 +8,9 @@ A weights value in :class:`~smp_platform.config.EncoderSettings` is one of
   no model hub is reachable, so an uncached tag is *unavailable*, not downloaded.
 
 When weights cannot be found the loader raises :class:`EncoderUnavailable` with a message that
-names the setting to change; :func:`load_or_disable` logs it once and switches the feature group
-off. Weights are never replaced by a random initialisation: random tiny models are test fixtures.
+names the setting to change; :func:`smp_platform.refresh.plan_refresh` logs it once per run
+and switches the feature group off. Weights are never replaced by a random initialisation:
+random tiny models are test fixtures.
 
 Nothing heavy is imported at module level except in functions that need torch.
 """
@@ -230,23 +231,3 @@ def select_device(settings: EncoderSettings) -> torch.device:
     if settings.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(settings.device)
-
-
-_reported: set[tuple[str, str]] = set()
-
-
-def load_or_disable(
-    group: str, loader: Callable[[], T], log: logging.Logger | None = None
-) -> T | None:
-    """Run ``loader``; on :class:`EncoderUnavailable` log why once and return ``None``.
-
-    ``None`` means: the feature group ``group`` is switched off for this run.
-    """
-    try:
-        return loader()
-    except EncoderUnavailable as exc:
-        key = (group, str(exc))
-        if key not in _reported:
-            _reported.add(key)
-            (log or logger).warning("feature group %s is off: %s", group, exc)
-        return None

@@ -440,10 +440,6 @@ def content_hash(row: Mapping[str, Any], columns: Iterable[str]) -> str:
     return hashlib.sha1(payload.encode("utf-8")).hexdigest()[:16]
 
 
-def empty_frame(columns: Mapping[str, str]) -> pd.DataFrame:
-    return frame_from_records([], columns)
-
-
 def frame_from_records(records: list[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
     """A frame with exactly ``columns`` in order, typed as the warehouse column types."""
     # Typed per column, so an empty frame has the same dtypes as a full one.

@@ -13,7 +13,6 @@ from smp_platform.config import EncoderSettings
 from smp_platform.features.encoders import (
     EncoderUnavailable,
     encoder_id,
-    load_or_disable,
     resolve_weights,
 )
 from smp_platform.features.signals import (
@@ -149,17 +148,6 @@ def test_clip_without_weights_is_unavailable_and_names_the_setting() -> None:
     # the CLIP text tower needs the same weights
     with pytest.raises(EncoderUnavailable, match="encoders.clip_weights"):
         TextEncoder.from_settings(EncoderSettings(text_model="clip", clip_weights=None))
-
-
-def test_load_or_disable_logs_once(caplog: pytest.LogCaptureFixture) -> None:
-    def loader() -> object:
-        raise EncoderUnavailable("weights gone; set encoders.x")
-
-    with caplog.at_level("WARNING"):
-        assert load_or_disable("unit_test_group", loader) is None
-        assert load_or_disable("unit_test_group", loader) is None
-    assert sum("unit_test_group" in r.message for r in caplog.records) == 1
-    assert load_or_disable("unit_test_group", lambda: 42) == 42
 
 
 def test_encoder_id_tracks_content_not_path(tmp_path: Path) -> None:
