@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -103,14 +102,23 @@ def input_hashes(posts: pd.DataFrame) -> pd.Series:
 
 
 # -- encoders, loaded once per process (a Dask worker keeps its own) -------------------------
+# Keyed on what an encoder depends on (encoder settings, converted-weights dir), so a copy of the
+# settings that differs elsewhere (say, in training) does not load the models again.
 @lru_cache(maxsize=8)
-def _load_encoder(group: str, settings_json: str) -> Any:
-    settings = Settings.model_validate_json(settings_json)
-    enc = settings.encoders
+def _load_encoder(group: str, encoders_json: str, models_dir: str) -> Any:
+    from pathlib import Path
+
+    from smp_platform.config import EncoderSettings
+
+    enc = EncoderSettings.model_validate_json(encoders_json)
     if group == "text":
         from smp_platform.features.text_embedding import TextEncoder
 
         return TextEncoder.from_settings(enc)
+    if group == "captioner":
+        from smp_platform.features.captions import ImageCaptioner
+
+        return ImageCaptioner.from_settings(enc)
     if group == "image":
         from smp_platform.features.image_embedding import ImageEncoder
 
@@ -118,19 +126,27 @@ def _load_encoder(group: str, settings_json: str) -> Any:
     if group == "perplexity":
         from smp_platform.features.perplexity import PerplexityScorer
 
-        return PerplexityScorer.from_settings(settings.models_dir, enc)
+        return PerplexityScorer.from_settings(Path(models_dir), enc)
     raise ValueError(group)
 
 
 def load_encoder(group: str, settings: Settings) -> Any:
-    return _load_encoder(group, settings.model_dump_json())
+    return _load_encoder(group, settings.encoders.model_dump_json(), str(settings.models_dir))
+
+
+def load_captioner(settings: Settings) -> Any:
+    """The configured image-to-text model, or None when captions come only with the data."""
+    return load_encoder("captioner", settings) if settings.encoders.captioner else None
 
 
 def encoder_identity(group: str, settings: Settings) -> str:
     """The encoder_id a group's rows carry (raises EncoderUnavailable when switched off)."""
     if group == "tabular":
         return TABULAR_VERSION
-    return str(load_encoder(group, settings).encoder_id)
+    identity = str(load_encoder(group, settings).encoder_id)
+    captioner = load_captioner(settings) if group == "text" else None
+    # Generated captions feed caption_title_similarity: a new captioner recomputes the group.
+    return f"{identity}+{captioner.encoder_id}" if captioner is not None else identity
 
 
 def stale_posts(posts: pd.DataFrame, stored: pd.DataFrame, encoder_id: str) -> pd.DataFrame:
@@ -170,9 +186,16 @@ def compute_group(
         from smp_platform.features import signals
 
         encoder = load_encoder(group, settings)
-        encoder_id = str(encoder.encoder_id)
+        encoder_id = encoder_identity(group, settings)
         if group == "text":
-            frames = {"post_text_semantics": signals.compute_text_semantics(posts, encoder)}
+            from smp_platform.features.captions import resolve_captions
+
+            captions = resolve_captions(posts, load_captioner(settings))
+            frames = {
+                "post_text_semantics": signals.compute_text_semantics(
+                    posts, encoder, captions=captions
+                )
+            }
             quarantine = no_quarantine
         elif group == "image":
             image_frame, quarantine = signals.compute_image_semantics(posts, encoder)
@@ -301,6 +324,3 @@ def materialize_written(
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
-
-
-ProgressCallback = Callable[[BatchResult], None]
