@@ -10,15 +10,14 @@ ratio is the cost of the service (HTTP, model, JSON) over the feature read alone
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+from smp_platform.config import use_offline_environment  # noqa: E402
+
+use_offline_environment()
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:

@@ -29,10 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+from smp_platform.config import use_offline_environment  # noqa: E402
+
+use_offline_environment()
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("generate", "ingest", "plan", "compute", "materialize", "train")

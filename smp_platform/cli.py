@@ -6,7 +6,6 @@ answers at once. Errors a user can cause exit with code 2 and a message; traceba
 
 from __future__ import annotations
 
-import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -53,18 +52,9 @@ def _quiet_environment() -> None:
     warnings.filterwarnings("ignore", message=".*input example was not provided.*")
     for name in ("mlflow.pyfunc", "mlflow.models.utils"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    # No model hub, no telemetry: this platform runs offline.
-    for key, value in {
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        # The temporary local API starts in ~5 s, slower on a busy 2-core machine.
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "GIT_PYTHON_REFRESH": "quiet",
-    }.items():
-        os.environ.setdefault(key, value)
+    from smp_platform.config import use_offline_environment
+
+    use_offline_environment()
 
 
 @app.callback()

@@ -5,6 +5,7 @@ Nothing here runs at import time: entry points create one :class:`Settings` and 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,25 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+# Defaults every entry point (CLI, tests, benchmarks) sets before heavy imports.
+OFFLINE_ENVIRONMENT = {
+    # No model hub, no telemetry: this platform runs offline.
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # The temporary local Prefect API starts in ~5 s, slower on a busy 2-core machine.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+
+
+def use_offline_environment() -> None:
+    """Set :data:`OFFLINE_ENVIRONMENT` where the caller's environment does not say otherwise."""
+    for key, value in OFFLINE_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
 
 
 class EncoderSettings(BaseModel):
@@ -55,7 +75,6 @@ class ComposeSettings(BaseModel):
     """Addresses of the compose stack's services (profile ``compose``), all from env vars."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_key_prefix: str = "smp"
     postgres_dsn: str = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
     mlflow_tracking_uri: str = "http://127.0.0.1:5000"
     prefect_api_url: str | None = None

@@ -135,22 +135,31 @@ def running_service(settings: Settings, poll_seconds: float = 0.0) -> Iterator[s
         thread.join(timeout=10)
 
 
-def slice_smp_video(src: Path, out: Path, n_posts: int) -> Path:
-    """The first ``n_posts`` posts of an SMP-Video directory (by file order), with their rows."""
+def slice_smp_video(src: Path, out: Path, n_posts: int, *, with_labels: bool = True) -> Path:
+    """The earliest ``n_posts`` posts of an SMP-Video directory, with their users, videos and
+    (unless ``with_labels`` is False) labels: a smaller dataset of the same format."""
     import json
 
     out.mkdir(parents=True, exist_ok=True)
     files = sorted(src.glob("*.jsonl"))
     posts_file = next(p for p in files if "posts" in p.name)
-    posts = [json.loads(line) for line in posts_file.read_text().splitlines()[:n_posts]]
-    pids, uids = {p["pid"] for p in posts}, {p["uid"] for p in posts}
+    lines = [line for line in posts_file.read_text().splitlines() if line.strip()]
+    records = sorted(
+        ((json.loads(line), line) for line in lines), key=lambda r: (r[0]["post_time"], r[0]["pid"])
+    )[:n_posts]
+    pids, uids = {r["pid"] for r, _ in records}, {r["uid"] for r, _ in records}
     for path in files:
-        lines = path.read_text().splitlines()
+        if "popularity" in path.name and not with_labels:
+            continue
         if path == posts_file:
-            kept = lines[:n_posts]
+            kept = [line for _, line in records]
         else:
             key, wanted = ("uid", uids) if "users" in path.name else ("pid", pids)
-            kept = [line for line in lines if json.loads(line).get(key) in wanted]
+            kept = [
+                line
+                for line in path.read_text().splitlines()
+                if line.strip() and json.loads(line).get(key) in wanted
+            ]
         (out / path.name).write_text("".join(line + "\n" for line in kept))
     return out
 

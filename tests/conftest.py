@@ -11,15 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from smp_platform.config import use_offline_environment
 from tests.helpers import fast_train_settings, write_subset
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+use_offline_environment()
 # One converted copy of the packaged LM for the whole session, not one per data dir.
 os.environ.setdefault("SMP_MODEL_CACHE_DIR", tempfile.mkdtemp(prefix="smp-test-models-"))
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 from smp_platform.config import ComposeSettings, EncoderSettings, Settings
@@ -104,7 +105,7 @@ def test_refresh_train_promote_and_lookup_on_postgres_and_redis(
     assert versions == 1
     assert redis_client.dbsize() > 0
 
-    post_id = __import__("pandas").read_json(next(data.glob("*posts*")), lines=True)["pid"].iloc[-1]
+    post_id = pd.read_json(next(data.glob("*posts*")), lines=True)["pid"].iloc[-1]
     with pipeline.running_service(settings) as url:
         body = httpx.get(f"{url}/v1/posts/{post_id}/popularity", timeout=30).json()
     assert body["post_id"] == post_id

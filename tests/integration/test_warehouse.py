@@ -22,12 +22,12 @@ from smp_platform.sources.common import (
     frame_from_records,
 )
 from smp_platform.warehouse import Warehouse
+from tests.helpers import BUNDLED
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-TRAIN = REPO / "data" / "smp-video" / "train"
-UNLABELED = REPO / "data" / "smp-video" / "unlabeled"
+TRAIN = BUNDLED / "train"
+UNLABELED = BUNDLED / "unlabeled"
 
 
 def hand_made_batch(posts: list[tuple[str, str, datetime]], **post_fields: Any) -> ParsedBatch:

@@ -21,11 +21,11 @@ from smp_platform.sources.common import (
 )
 from smp_platform.synthetic import write_smpd_dataset
 from smp_platform.warehouse import Warehouse
+from tests.helpers import BUNDLED
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-TRAIN = REPO / "data" / "smp-video" / "train"
+TRAIN = BUNDLED / "train"
 
 
 def authorless_post(post_id: str, posted_at: datetime) -> ParsedBatch:
