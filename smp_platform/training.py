@@ -120,11 +120,7 @@ def promote_candidate(settings: Settings, version: str | None = None) -> Any:
         frame = validation_frame(service or settings.feature_service)
         return evaluate_version(settings.mlflow_tracking_uri, name, v, frame)
 
-    decision = promote(client, name, str(version), evaluate)
-    ids = {s: set(f["post_id"]) for s, f in frames.items()}
-    if len({frozenset(v) for v in ids.values()}) > 1:  # pragma: no cover - a bug if it happens
-        raise RuntimeError("champion and candidate were scored on different posts")
-    return decision
+    return promote(client, name, str(version), evaluate)
 
 
 def current_champion(settings: Settings) -> tuple[str, str] | None:
@@ -170,6 +166,7 @@ def run_ablation_table(settings: Settings) -> str:
 def write_reports(settings: Settings) -> list[Path]:
     """The paper's figures for the current data, logged to MLflow as a run of their own."""
     import mlflow
+    from smp_platform.modeling.registry import tracking
     from smp_platform.modeling.report import write_report
     from smp_platform.modeling.train import time_split, train_model
 
@@ -177,9 +174,10 @@ def write_reports(settings: Settings) -> list[Path]:
     train, _ = time_split(frame, settings.train.validation_fraction)
     trained = train_model(train, settings.train, service_feature_columns("popularity_v1"))
     paths = write_report(frame, trained, settings.reports_dir)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_experiment(settings.train.experiment)
-    with mlflow.start_run(run_name=f"report-{datetime.now(UTC):%Y%m%dT%H%M%S}"):
-        for path in paths:
-            mlflow.log_artifact(str(path), artifact_path="report")
+    # tracking() puts MLflow's global URIs back afterwards (set_tracking_uri alone leaks them).
+    with tracking(settings.mlflow_tracking_uri):
+        mlflow.set_experiment(settings.train.experiment)
+        with mlflow.start_run(run_name=f"report-{datetime.now(UTC):%Y%m%dT%H%M%S}"):
+            for path in paths:
+                mlflow.log_artifact(str(path), artifact_path="report")
     return paths
