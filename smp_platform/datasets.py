@@ -25,6 +25,14 @@ def service_feature_columns(service_name: str) -> list[str]:
     return [name for view in SERVICE_VIEWS[service_name] for name in feature_names(view)]
 
 
+def rows_with_features(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
+    """Which rows have at least one served feature (Feast answers nulls for an unknown post)."""
+    present = [c for c in columns if c in frame.columns]
+    if not present:
+        return pd.Series(False, index=frame.index)
+    return frame[present].notna().any(axis=1)
+
+
 def labelled_frame(settings: Settings, service_name: str | None = None) -> pd.DataFrame:
     """Every labelled post with its features as of its publication time, and its popularity."""
     from smp_platform.store import FeatureStoreGateway
@@ -42,8 +50,7 @@ def labelled_frame(settings: Settings, service_name: str | None = None) -> pd.Da
     ]
     frame = FeatureStoreGateway(settings).historical_features(entities, service_name)
     frame = frame.merge(labels[["post_id", "popularity"]], on="post_id", how="inner")
-    columns = [c for c in service_feature_columns(service_name) if c in frame.columns]
-    known = frame[columns].notna().any(axis=1)
+    known = rows_with_features(frame, service_feature_columns(service_name))
     if not known.any():
         raise UserError("the labelled posts have no features yet: run `smp refresh` first")
     if not known.all():

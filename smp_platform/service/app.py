@@ -9,12 +9,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from smp_platform.config import Settings
+from smp_platform.datasets import rows_with_features
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
                 },
             )
         features = gateway.online_features([post_id], current.feature_service)
-        if not has_features(features, current.feature_columns):
+        if not rows_with_features(features, current.feature_columns).iloc[0]:
             return JSONResponse(
                 status_code=404,
                 content={
@@ -128,14 +128,3 @@ def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
         )
 
     return app
-
-
-def has_features(frame: pd.DataFrame, columns: list[str]) -> bool:
-    """A post is known when at least one served feature is present (Feast returns nulls)."""
-    present = [c for c in columns if c in frame.columns]
-    if not present:
-        return False
-    row = frame.iloc[0][present]
-    return bool(
-        row.map(lambda v: v is not None and not (isinstance(v, float) and pd.isna(v))).any()
-    )
