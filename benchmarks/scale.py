@@ -1,6 +1,6 @@
 """Scale: wall time and peak memory of each pipeline stage as the data grows 10x.
 
-For each size a synthetic SMPD dataset is written (``smp_platform.synthetic``) and taken through
+For each size a synthetic SMPD dataset (``smp_platform.testing.smpd_files``) is taken through
 the tabular pipeline: ingest -> refresh (plan, compute+validate+write, materialize) -> train
 (feature service ``popularity_tabular_v1``, text/perplexity switched off, image off anyway).
 Every stage runs in its OWN fresh process (multiprocessing, spawn), so its peak RSS is that
@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 STAGES = ("generate", "ingest", "plan", "compute", "materialize", "train")
 # What each stage imports before its clock starts (constant cost, reported apart).
 WARM_IMPORTS = {
-    "generate": ("smp_platform.synthetic",),
+    "generate": ("smp_platform.testing.smpd_files",),
     "ingest": ("smp_platform.pipeline", "smp_platform.sources", "smp_platform.warehouse"),
     "plan": (
         "smp_platform.refresh",
@@ -110,7 +110,7 @@ def _run_stage(stage: str, job: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # library noise per window
     settings = _settings(Path(job["data_dir"]), job["iterations"], job["batch_size"])
     if stage == "generate":
-        from smp_platform.synthetic import write_smpd_dataset
+        from smp_platform.testing.smpd_files import write_smpd_dataset
 
         write_smpd_dataset(Path(job["input_dir"]), job["n_posts"], seed=job["seed"])
         return job["n_posts"], {}

@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     dask_address: str | None = None  # None: a LocalCluster when the Dask runner is asked for
     dask_workers: int = 2
+    lock_timeout_s: float = 600  # how long a writing command waits for another one to finish
     model_cache_dir: Path | None = None  # converted weights; default <data dir>/models
     encoders: EncoderSettings = Field(default_factory=EncoderSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)

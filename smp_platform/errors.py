@@ -3,3 +3,7 @@
 
 class UserError(Exception):
     exit_code = 2
+
+
+class DataDirBusy(UserError):
+    """Another writing command held the data dir for longer than the configured wait."""

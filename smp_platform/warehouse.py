@@ -1,5 +1,7 @@
 """The DuckDB warehouse: raw posts, their authors, labels and quarantine (docs/CONTRACTS.md).
 
+This module owns the tables' schema; the source readers build their rows to it.
+
 Loading is an upsert by post_id inside one transaction: same content -> unchanged, new
 content -> updated, and a failure part-way leaves the previous state. Values always travel
 as bound parameters or registered Arrow tables, never formatted into SQL.
@@ -19,14 +21,64 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from smp_platform.sources.common import (
-    AUTHOR_COLUMNS,
-    LABEL_COLUMNS,
-    POST_COLUMNS,
-    QUARANTINE_COLUMNS,
-    ParsedBatch,
-    reason_kind,
-)
+# -- schema ------------------------------------------------------------------------------------
+# Every table's columns and DuckDB types, in table order: the DDL, the readers' frames and the
+# Arrow staging tables are all built from these, so a column is declared once.
+POST_COLUMNS: dict[str, str] = {
+    "post_id": "VARCHAR",
+    "user_id": "VARCHAR",
+    "posted_at": "TIMESTAMP",
+    "title": "VARCHAR",
+    "tags": "VARCHAR[]",
+    "language": "VARCHAR",
+    "location": "VARCHAR",
+    "latitude": "DOUBLE",
+    "longitude": "DOUBLE",
+    "geo_accuracy": "DOUBLE",
+    "category": "VARCHAR",
+    "subcategory": "VARCHAR",
+    "concept": "VARCHAR",
+    "media_type": "VARCHAR",
+    "media_path": "VARCHAR",
+    "media_width": "DOUBLE",
+    "media_height": "DOUBLE",
+    "media_duration": "DOUBLE",
+    "music_title": "VARCHAR",
+    "music_duration": "DOUBLE",
+    "caption": "VARCHAR",
+    "source_format": "VARCHAR",
+    "source_file": "VARCHAR",
+    "content_hash": "VARCHAR",
+}
+AUTHOR_COLUMNS: dict[str, str] = {
+    "post_id": "VARCHAR",
+    "user_id": "VARCHAR",
+    "follower_count": "BIGINT",
+    "following_count": "BIGINT",
+    "likes_count": "BIGINT",
+    "post_count": "BIGINT",
+    "digg_count": "BIGINT",
+    "heart_count": "BIGINT",
+    "friend_count": "BIGINT",
+    "is_pro": "BOOLEAN",
+    "first_post_at": "TIMESTAMP",
+    "timezone_offset": "DOUBLE",
+    "content_hash": "VARCHAR",
+}
+LABEL_COLUMNS: dict[str, str] = {"post_id": "VARCHAR", "popularity": "DOUBLE"}
+QUARANTINE_COLUMNS: dict[str, str] = {
+    "source_file": "VARCHAR",
+    "line": "BIGINT",
+    "post_id": "VARCHAR",
+    "reason": "VARCHAR",  # "<kind>: <detail>"; summaries count by kind
+    "raw": "VARCHAR",
+}
+
+# An upsert compares content hashes over these columns. Where the row came from is not content:
+# the same post read from a copy of the file is unchanged.
+_NOT_CONTENT = {"source_format", "source_file", "content_hash"}
+POST_CONTENT_COLUMNS = tuple(c for c in POST_COLUMNS if c not in _NOT_CONTENT)
+AUTHOR_CONTENT_COLUMNS = tuple(c for c in AUTHOR_COLUMNS if c not in _NOT_CONTENT)
 
 TABLES: dict[str, dict[str, str]] = {
     "posts": {**POST_COLUMNS, "ingested_at": "TIMESTAMP"},
@@ -50,6 +102,45 @@ _ARROW_TYPES = {
     "BOOLEAN": pa.bool_(),
     "TIMESTAMP": pa.timestamp("us"),
 }
+
+_PANDAS_DTYPES = {
+    "VARCHAR": "object",
+    "VARCHAR[]": "object",
+    "DOUBLE": "float64",
+    "BIGINT": "Int64",
+    "BOOLEAN": "boolean",
+    "TIMESTAMP": "datetime64[us]",
+}
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a quarantine reason ("bad JSON: Expecting value ..." -> "bad JSON")."""
+    return reason.split(":", 1)[0]
+
+
+@dataclass
+class ParsedBatch:
+    """One load's rows, as :meth:`Warehouse.ingest` takes them.
+
+    Columns are the tables' (``POST_COLUMNS`` ...) minus ``ingested_at``; build the frames with
+    :func:`frame_from_records` so that an empty frame has the same dtypes as a full one.
+    """
+
+    posts: pd.DataFrame
+    authors: pd.DataFrame
+    labels: pd.DataFrame
+    quarantine: pd.DataFrame
+
+
+def frame_from_records(records: list[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
+    """A frame with exactly ``columns`` in order, typed as the warehouse column types."""
+    return pd.DataFrame(
+        {
+            name: pd.Series([r.get(name) for r in records], dtype=_PANDAS_DTYPES[sql_type])
+            for name, sql_type in columns.items()
+        }
+    )
+
 
 # Author columns that posts_frame adds to the post's own (post_id and user_id come from posts).
 _AUTHOR_FIELDS = tuple(c for c in AUTHOR_COLUMNS if c not in ("post_id", "user_id", "content_hash"))
@@ -111,11 +202,6 @@ class Warehouse:
         if not read_only:
             for table, columns in TABLES.items():
                 self._con.execute(_ddl(table, columns))
-
-    @property
-    def connection(self) -> duckdb.DuckDBPyConnection:
-        """The open connection, for SQL feature queries that read these tables."""
-        return self._con
 
     def close(self) -> None:
         self._con.close()

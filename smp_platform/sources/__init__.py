@@ -4,6 +4,12 @@
 ``ParsedBatch.quarantine`` with the file, the 1-based line, the post id when known, a reason
 ("<kind>: <detail>", kinds in ``REASON_KINDS``) and the raw text. Input it cannot read at all
 raises :class:`SourceError`.
+
+Modules: ``smp_video`` and ``smpd`` (one reader and its record models per format), ``fields``
+(the typed values records are made of), ``files`` (lines and JSON documents read as untrusted
+input), ``media`` (media paths confined to the dataset), ``quarantine`` (reasons and their
+log), ``assembly`` (content hashes, deduplication, the batch). The tables they fill, and their
+schema, are :mod:`smp_platform.warehouse`'s.
 """
 
 from __future__ import annotations
@@ -11,16 +17,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from smp_platform.sources.common import (
+from smp_platform.sources.assembly import content_hash, gc_paused
+from smp_platform.sources.files import MAX_LINE_BYTES
+from smp_platform.sources.quarantine import REASON_KINDS, SourceError
+from smp_platform.warehouse import (
     AUTHOR_COLUMNS,
     LABEL_COLUMNS,
     POST_COLUMNS,
     QUARANTINE_COLUMNS,
-    REASON_KINDS,
     ParsedBatch,
-    SourceError,
-    content_hash,
-    gc_paused,
     reason_kind,
 )
 
@@ -31,6 +36,7 @@ __all__ = [
     "AUTHOR_COLUMNS",
     "FORMATS",
     "LABEL_COLUMNS",
+    "MAX_LINE_BYTES",
     "POST_COLUMNS",
     "QUARANTINE_COLUMNS",
     "REASON_KINDS",
@@ -43,17 +49,28 @@ __all__ = [
 ]
 
 
-def read_source(fmt: SourceFormat, path: Path, *, with_labels: bool = True) -> ParsedBatch:
-    """Parse one dataset folder of the given format; labels are skipped when not wanted."""
+def read_source(
+    fmt: SourceFormat,
+    path: Path,
+    *,
+    with_labels: bool = True,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> ParsedBatch:
+    """Parse one dataset folder of the given format; labels are skipped when not wanted.
+
+    A line longer than ``max_line_bytes`` is quarantined without being read whole.
+    """
     # Imported here so that reading one format does not import the other's parser.
     if fmt == "smp-video":
         from smp_platform.sources.smp_video import read_smp_video
 
         with gc_paused():
-            return read_smp_video(Path(path), with_labels=with_labels)
+            return read_smp_video(
+                Path(path), with_labels=with_labels, max_line_bytes=max_line_bytes
+            )
     if fmt == "smpd":
         from smp_platform.sources.smpd import read_smpd
 
         with gc_paused():
-            return read_smpd(Path(path), with_labels=with_labels)
+            return read_smpd(Path(path), with_labels=with_labels, max_line_bytes=max_line_bytes)
     raise SourceError(f"unknown source format {fmt!r}: choose one of {', '.join(FORMATS)}")

@@ -11,53 +11,136 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from smp_platform.sources.common import (
+from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
+
+from smp_platform.sources.assembly import LabelDraft, PostDraft, assemble_batch
+from smp_platform.sources.fields import (
+    Count,
+    Id,
+    Real,
+    Score,
+    SourceRecord,
+    Tags,
+    Text,
+    Time,
+    absent,
+    parse_id,
+)
+from smp_platform.sources.files import MAX_LINE_BYTES, find_input_dirs, iter_jsonl
+from smp_platform.sources.media import MediaResolver
+from smp_platform.sources.quarantine import (
     CONFLICTING_DUPLICATE,
     MISSING_USER,
     UNKNOWN_POST,
-    WRONG_TYPE,
     BadValue,
-    LabelDraft,
-    MediaResolver,
-    ParsedBatch,
-    PostDraft,
     QuarantineLog,
     SourceError,
-    assemble_batch,
-    find_input_dirs,
-    iter_jsonl,
-    parse_count,
-    parse_float,
-    parse_id,
-    parse_tags,
-    parse_text,
-    parse_timestamp,
+    reason_of,
 )
+from smp_platform.warehouse import ParsedBatch
 
 FORMAT = "smp-video"
 POSTS_PATTERN = "*posts*.jsonl"
 
-# users file field -> post_authors column
-_USER_COUNTS = {
-    "user_follower_count": "follower_count",
-    "user_following_count": "following_count",
-    "user_likes_count": "likes_count",
-    "user_video_count": "post_count",
-    "user_digg_count": "digg_count",
-    "user_heart_count": "heart_count",
-    "user_friend_count": "friend_count",
-}
+
+# -- record models: one per file kind, fields in the order a row is checked --------------------
 
 
-def read_smp_video(path: Path, *, with_labels: bool = True) -> ParsedBatch:
+class PostRecord(SourceRecord):
+    """A row of ``*posts*.jsonl``."""
+
+    pid: Id = absent()
+    uid: Id = absent()
+    post_time: Time = absent()
+    post_content: Text = absent()
+    post_suggested_words: Tags = absent()
+    post_text_language: Text = absent()
+    post_location: Text = absent()
+    video_path: Text = absent()
+
+    def columns(self, source: str) -> dict[str, Any]:
+        return {
+            "post_id": self.pid,
+            "user_id": self.uid,
+            "posted_at": self.post_time,
+            "title": self.post_content,
+            "tags": self.post_suggested_words,
+            "language": self.post_text_language,
+            "location": self.post_location,
+            "media_type": "video",
+            "source_format": FORMAT,
+            "source_file": source,
+        }
+
+
+class UserRecord(SourceRecord):
+    """A row of ``*users*.jsonl``: the author snapshot, one per uid."""
+
+    uid: Id = absent()
+    user_follower_count: Count = absent()
+    user_following_count: Count = absent()
+    user_likes_count: Count = absent()
+    user_video_count: Count = absent()
+    user_digg_count: Count = absent()
+    user_heart_count: Count = absent()
+    user_friend_count: Count = absent()
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "user_id": self.uid,
+            "follower_count": self.user_follower_count,
+            "following_count": self.user_following_count,
+            "likes_count": self.user_likes_count,
+            "post_count": self.user_video_count,
+            "digg_count": self.user_digg_count,
+            "heart_count": self.user_heart_count,
+            "friend_count": self.user_friend_count,
+        }
+
+
+class VideoRecord(SourceRecord):
+    """A row of ``*videos*.jsonl``: the media of one post."""
+
+    pid: Id = absent()
+    video_width: Real = absent()
+    video_height: Real = absent()
+    video_duration: Real = absent()
+    music_title: Text = absent()
+    music_duration: Real = absent()
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "media_width": self.video_width,
+            "media_height": self.video_height,
+            "media_duration": self.video_duration,
+            "music_title": self.music_title,
+            "music_duration": self.music_duration,
+        }
+
+
+class PopularityRecord(SourceRecord):
+    """A row of ``*popularity*.jsonl``: one post's label."""
+
+    pid: Id = absent()
+    popularity: Score = absent()
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def read_smp_video(
+    path: Path, *, with_labels: bool = True, max_line_bytes: int = MAX_LINE_BYTES
+) -> ParsedBatch:
     """Read an SMP-Video folder (or a folder of them) into canonical rows plus quarantine."""
     log = QuarantineLog()
     posts: list[PostDraft] = []
     labels: list[LabelDraft] = []
     for folder in find_input_dirs(path, POSTS_PATTERN, "SMP-Video"):
-        folder_posts, folder_labels = _read_folder(folder, log, with_labels=with_labels)
-        posts += folder_posts
-        labels += folder_labels
+        reader = _FolderReader(folder, log, max_line_bytes)
+        posts += reader.posts()
+        if with_labels:
+            labels += reader.labels()
     return assemble_batch(posts, labels, log)
 
 
@@ -65,172 +148,149 @@ def _files(folder: Path, pattern: str) -> list[Path]:
     return sorted(p for p in folder.glob(pattern) if p.is_file())
 
 
-def _read_folder(
-    folder: Path, log: QuarantineLog, *, with_labels: bool
-) -> tuple[list[PostDraft], list[LabelDraft]]:
-    user_files = _files(folder, "*users*.jsonl")
-    if not user_files:
-        raise SourceError(
-            f"no *users*.jsonl in {folder}: SMP-Video posts need their authors' file "
-            "next to the posts file (as the challenge release ships it)"
-        )
-    users, rejected_users = _read_users(user_files, log)
-    videos = _read_videos(_files(folder, "*videos*.jsonl"), log)
-    # Videos are stored relative to the release root ("train/USER/VIDEO.mp4").
-    resolve_media = MediaResolver((folder, folder.parent))
-
-    posts: list[PostDraft] = []
-    for posts_file in _files(folder, POSTS_PATTERN):
-        source = str(posts_file)
-        for line, raw, record in iter_jsonl(posts_file, log):
-            post_id = _known_id(record.get("pid"))
-            try:
-                post = _post(record, source, resolve_media)
-                user_id = post["user_id"]
-                if user_id not in users:
-                    why = (
-                        "its row in the users file was quarantined"
-                        if user_id in rejected_users
-                        else "not in the users file"
-                    )
-                    raise BadValue(MISSING_USER, f"user {user_id} {why}")
-                video = videos.get(post["post_id"])
-                if video is not None:
-                    post.update(video[0])
-            except BadValue as bad:
-                log.reject_post(source, line, post_id, bad.reason, raw)
-                continue
-            author = {"post_id": post["post_id"], **users[user_id]}
-            posts.append(PostDraft(post, author, source, line, raw))
-
-    # A video row whose post never made it is input that would otherwise vanish unseen.
-    loaded = {draft.post["post_id"] for draft in posts}
-    for post_id, (_, source, line, raw) in videos.items():
-        if post_id not in loaded:
-            why = (
-                "its post was quarantined"
-                if post_id in log.post_ids
-                else "no such post in the posts file"
-            )
-            log.add(source, line, post_id, f"{UNKNOWN_POST}: video for {post_id}, {why}", raw)
-
-    labels: list[LabelDraft] = []
-    if with_labels:
-        for labels_file in _files(folder, "*popularity*.jsonl"):
-            labels += _read_labels(labels_file, log)
-    return posts, labels
-
-
 def _known_id(value: Any) -> str | None:
+    """The post id of a row that failed validation, when it has a usable one."""
     try:
-        return parse_id(value, "pid")
-    except BadValue:
+        return parse_id(value)
+    except PydanticCustomError:
         return None
 
 
-def _post(record: dict[str, Any], source: str, resolve_media: MediaResolver) -> dict[str, Any]:
-    return {
-        "post_id": parse_id(record.get("pid"), "pid"),
-        "user_id": parse_id(record.get("uid"), "uid"),
-        "posted_at": parse_timestamp(record.get("post_time"), "post_time"),
-        "title": parse_text(record.get("post_content"), "post_content"),
-        "tags": parse_tags(record.get("post_suggested_words"), "post_suggested_words"),
-        "language": parse_text(record.get("post_text_language"), "post_text_language"),
-        "location": parse_text(record.get("post_location"), "post_location"),
-        "media_type": "video",
-        "media_path": resolve_media(parse_text(record.get("video_path"), "video_path")),
-        "source_format": FORMAT,
-        "source_file": source,
-    }
+class _FolderReader:
+    """One SMP-Video folder: its users and videos are read first, then posts join them."""
 
+    def __init__(self, folder: Path, log: QuarantineLog, max_line_bytes: int) -> None:
+        self.folder, self.log, self.max_line_bytes = folder, log, max_line_bytes
+        user_files = _files(folder, "*users*.jsonl")
+        if not user_files:
+            raise SourceError(
+                f"no *users*.jsonl in {folder}: SMP-Video posts need their authors' file "
+                "next to the posts file (as the challenge release ships it)"
+            )
+        self.users, self.rejected_users = self._read_users(user_files)
+        self.videos = self._read_videos(_files(folder, "*videos*.jsonl"))
+        # Videos are stored relative to the release root ("train/USER/VIDEO.mp4").
+        self.resolve_media = MediaResolver((folder, folder.parent))
 
-def _read_users(
-    files: list[Path], log: QuarantineLog
-) -> tuple[dict[str, dict[str, Any]], set[str]]:
-    """uid -> author columns (first row wins on conflict), and uids whose rows were rejected."""
-    users: dict[str, dict[str, Any]] = {}
-    first_seen: dict[str, tuple[str, int]] = {}
-    rejected: set[str] = set()
-    for users_file in files:
-        source = str(users_file)
-        for line, raw, record in iter_jsonl(users_file, log):
-            try:
-                user_id = parse_id(record.get("uid"), "uid")
-                author: dict[str, Any] = {"user_id": user_id}
-                for field, column in _USER_COUNTS.items():
-                    author[column] = parse_count(record.get(field), field)
-            except BadValue as bad:
-                log.add(source, line, None, bad.reason, raw)
-                uid = record.get("uid")
-                if isinstance(uid, str | int) and not isinstance(uid, bool):
-                    rejected.add(str(uid).strip())
-                continue
-            if user_id not in users:
-                users[user_id] = author
-                first_seen[user_id] = (source, line)
-            elif author != users[user_id]:
-                first_source, first_line = first_seen[user_id]
-                log.add(
-                    source,
-                    line,
-                    None,
-                    f"{CONFLICTING_DUPLICATE}: user {user_id} was already read from "
-                    f"{Path(first_source).name} line {first_line} with other counts; "
-                    "the first is kept",
-                    raw,
+    def _rows(self, path: Path) -> Any:
+        return iter_jsonl(path, self.log, self.max_line_bytes)
+
+    def posts(self) -> list[PostDraft]:
+        log = self.log
+        posts: list[PostDraft] = []
+        for posts_file in _files(self.folder, POSTS_PATTERN):
+            source = str(posts_file)
+            for line, raw, record in self._rows(posts_file):
+                try:
+                    parsed = PostRecord.model_validate(record)
+                except ValidationError as error:
+                    log.reject_post(
+                        source, line, _known_id(record.get("pid")), reason_of(error), raw
+                    )
+                    continue
+                post = parsed.columns(source)
+                post_id, user_id = parsed.pid, parsed.uid
+                if user_id not in self.users:
+                    why = (
+                        "its row in the users file was quarantined"
+                        if user_id in self.rejected_users
+                        else "not in the users file"
+                    )
+                    log.reject_post(
+                        source, line, post_id, f"{MISSING_USER}: user {user_id} {why}", raw
+                    )
+                    continue
+                video = self.videos.get(post_id)
+                if video is not None:
+                    post.update(video[0])
+                try:
+                    post["media_path"] = self.resolve_media(parsed.video_path)
+                except BadValue as unsafe:  # the post stays, without its media
+                    log.add(source, line, post_id, unsafe.reason, raw)
+                author = {"post_id": post_id, **self.users[user_id]}
+                posts.append(PostDraft(post, author, source, line, raw))
+
+        # A video row whose post never made it is input that would otherwise vanish unseen.
+        loaded = {draft.post["post_id"] for draft in posts}
+        for post_id, (_, source, line, raw) in self.videos.items():
+            if post_id not in loaded:
+                why = (
+                    "its post was quarantined"
+                    if post_id in log.post_ids
+                    else "no such post in the posts file"
                 )
-    return users, rejected
+                log.add(source, line, post_id, f"{UNKNOWN_POST}: video for {post_id}, {why}", raw)
+        return posts
 
+    def labels(self) -> list[LabelDraft]:
+        labels: list[LabelDraft] = []
+        for labels_file in _files(self.folder, "*popularity*.jsonl"):
+            source = str(labels_file)
+            for line, raw, record in self._rows(labels_file):
+                try:
+                    parsed = PopularityRecord.model_validate(record)
+                except ValidationError as error:
+                    self.log.add(source, line, _known_id(record.get("pid")), reason_of(error), raw)
+                    continue
+                labels.append(LabelDraft(parsed.pid, parsed.popularity, source, line, raw))
+        return labels
 
-def _read_videos(
-    files: list[Path], log: QuarantineLog
-) -> dict[str, tuple[dict[str, Any], str, int, str]]:
-    """pid -> (media columns, source file, line, raw); first row wins on conflict."""
-    videos: dict[str, tuple[dict[str, Any], str, int, str]] = {}
-    for videos_file in files:
-        source = str(videos_file)
-        for line, raw, record in iter_jsonl(videos_file, log):
-            post_id = _known_id(record.get("pid"))
-            try:
-                post_id = parse_id(record.get("pid"), "pid")
-                media = {
-                    "media_width": parse_float(record.get("video_width"), "video_width"),
-                    "media_height": parse_float(record.get("video_height"), "video_height"),
-                    "media_duration": parse_float(record.get("video_duration"), "video_duration"),
-                    "music_title": parse_text(record.get("music_title"), "music_title"),
-                    "music_duration": parse_float(record.get("music_duration"), "music_duration"),
-                }
-            except BadValue as bad:
-                log.add(source, line, post_id, bad.reason, raw)
-                continue
-            if post_id not in videos:
-                videos[post_id] = (media, source, line, raw)
-            elif videos[post_id][0] != media:
-                _, first_source, first_line, _ = videos[post_id]
-                log.add(
-                    source,
-                    line,
-                    post_id,
-                    f"{CONFLICTING_DUPLICATE}: video of {post_id} was already read from "
-                    f"{Path(first_source).name} line {first_line} with other values; "
-                    "the first is kept",
-                    raw,
-                )
-    return videos
+    def _read_users(self, files: list[Path]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """uid -> author columns (first row wins on conflict), and uids whose rows were rejected."""
+        users: dict[str, dict[str, Any]] = {}
+        first_seen: dict[str, tuple[str, int]] = {}
+        rejected: set[str] = set()
+        for users_file in files:
+            source = str(users_file)
+            for line, raw, record in self._rows(users_file):
+                try:
+                    author = UserRecord.model_validate(record).columns()
+                except ValidationError as error:
+                    self.log.add(source, line, None, reason_of(error), raw)
+                    uid = record.get("uid")
+                    if isinstance(uid, str | int) and not isinstance(uid, bool):
+                        rejected.add(str(uid).strip())
+                    continue
+                user_id = author["user_id"]
+                if user_id not in users:
+                    users[user_id] = author
+                    first_seen[user_id] = (source, line)
+                elif author != users[user_id]:
+                    first_source, first_line = first_seen[user_id]
+                    self.log.add(
+                        source,
+                        line,
+                        None,
+                        f"{CONFLICTING_DUPLICATE}: user {user_id} was already read from "
+                        f"{Path(first_source).name} line {first_line} with other counts; "
+                        "the first is kept",
+                        raw,
+                    )
+        return users, rejected
 
-
-def _read_labels(labels_file: Path, log: QuarantineLog) -> list[LabelDraft]:
-    source = str(labels_file)
-    labels: list[LabelDraft] = []
-    for line, raw, record in iter_jsonl(labels_file, log):
-        post_id = _known_id(record.get("pid"))
-        try:
-            post_id = parse_id(record.get("pid"), "pid")
-            popularity = parse_float(record.get("popularity"), "popularity")
-            if popularity is None:
-                raise BadValue(WRONG_TYPE, "popularity is missing")
-        except BadValue as bad:
-            log.add(source, line, post_id, bad.reason, raw)
-            continue
-        labels.append(LabelDraft(post_id, popularity, source, line, raw))
-    return labels
+    def _read_videos(self, files: list[Path]) -> dict[str, tuple[dict[str, Any], str, int, str]]:
+        """pid -> (media columns, source file, line, raw); first row wins on conflict."""
+        videos: dict[str, tuple[dict[str, Any], str, int, str]] = {}
+        for videos_file in files:
+            source = str(videos_file)
+            for line, raw, record in self._rows(videos_file):
+                try:
+                    parsed = VideoRecord.model_validate(record)
+                except ValidationError as error:
+                    self.log.add(source, line, _known_id(record.get("pid")), reason_of(error), raw)
+                    continue
+                post_id, media = parsed.pid, parsed.columns()
+                if post_id not in videos:
+                    videos[post_id] = (media, source, line, raw)
+                elif videos[post_id][0] != media:
+                    _, first_source, first_line, _ = videos[post_id]
+                    self.log.add(
+                        source,
+                        line,
+                        post_id,
+                        f"{CONFLICTING_DUPLICATE}: video of {post_id} was already read from "
+                        f"{Path(first_source).name} line {first_line} with other values; "
+                        "the first is kept",
+                        raw,
+                    )
+        return videos

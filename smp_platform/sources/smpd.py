@@ -12,42 +12,58 @@ in one folder; several prefixes or sub-folders are read as one load.
 - ``<p>_additional_information.json`` (Pathalias, Ispublic, Mediastatus) has no warehouse
   column and is not read.
 
+Line-per-post files are split on ``\n`` only: a form feed or U+2028 inside a path or a label
+line stays in its line, so every later line stays on its own post.
 For JSON arrays the quarantine ``line`` is the 1-based position of the record in the array.
 Latitude and longitude both 0 is Flickr's "not geotagged" and is stored as NULL.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from smp_platform.sources.common import (
+from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
+
+from smp_platform.sources.assembly import LabelDraft, PostDraft, assemble_batch
+from smp_platform.sources.fields import (
+    Count,
+    Flag,
+    Id,
+    OptionalTime,
+    Real,
+    SourceRecord,
+    Tags,
+    Text,
+    Time,
+    UtcOffset,
+    absent,
+    parse_id,
+    parse_score,
+)
+from smp_platform.sources.files import (
+    MAX_LINE_BYTES,
+    Line,
+    find_input_dirs,
+    load_json,
+    raw_json,
+    read_positional_lines,
+    undecodable_reason,
+)
+from smp_platform.sources.media import MediaResolver
+from smp_platform.sources.quarantine import (
     BAD_JSON,
     BAD_TIME,
     CONFLICTING_DUPLICATE,
     UNKNOWN_POST,
-    WRONG_TYPE,
     BadValue,
-    LabelDraft,
-    MediaResolver,
-    ParsedBatch,
-    PostDraft,
     QuarantineLog,
     SourceError,
-    assemble_batch,
-    find_input_dirs,
-    parse_bool,
-    parse_count,
-    parse_float,
-    parse_id,
-    parse_tags,
-    parse_text,
-    parse_timestamp,
-    parse_utc_offset_hours,
-    raw_json,
+    reason_of,
 )
+from smp_platform.warehouse import ParsedBatch
 
 FORMAT = "smpd"
 TEXT_SUFFIX = "_text.json"
@@ -58,7 +74,77 @@ IMAGE_SUFFIX = "_img_filepath.txt"
 LABEL_SUFFIX = "_label.txt"
 
 
-def read_smpd(path: Path, *, with_labels: bool = True) -> ParsedBatch:
+# -- record models: one per file kind, fields in the order a record is checked -----------------
+
+
+class TextRecord(SourceRecord):
+    """A record of ``<p>_text.json``: it defines a post and its position."""
+
+    Pid: Id = absent()
+    Uid: Id = absent()
+    Title: Text = absent()
+    Alltags: Tags = absent()
+    Mediatype: Text = absent()
+
+
+class TemporalRecord(SourceRecord):
+    """A record of ``<p>_temporalspatial_information.json``."""
+
+    Latitude: Real = absent()
+    Longitude: Real = absent()
+    Postdate: Time = absent()
+    Geoaccuracy: Real = absent()
+
+    def columns(self) -> dict[str, Any]:
+        latitude, longitude = self.Latitude, self.Longitude
+        if latitude == 0 and longitude == 0:  # Flickr's "not geotagged"
+            latitude = longitude = None
+        return {
+            "posted_at": self.Postdate,
+            "latitude": latitude,
+            "longitude": longitude,
+            "geo_accuracy": self.Geoaccuracy,
+        }
+
+
+class CategoryRecord(SourceRecord):
+    """A record of ``<p>_category.json``."""
+
+    Category: Text = absent()
+    Subcategory: Text = absent()
+    Concept: Text = absent()
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "category": self.Category,
+            "subcategory": self.Subcategory,
+            "concept": self.Concept,
+        }
+
+
+class UserRow(SourceRecord):
+    """A row of the column-oriented ``<p>_user_data.json``."""
+
+    photo_count: Count = absent()
+    ispro: Flag = absent()
+    photo_firstdate: OptionalTime = absent()
+    timezone_offset: UtcOffset = absent()
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "post_count": self.photo_count,
+            "is_pro": self.ispro,
+            "first_post_at": self.photo_firstdate,
+            "timezone_offset": self.timezone_offset,
+        }
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def read_smpd(
+    path: Path, *, with_labels: bool = True, max_line_bytes: int = MAX_LINE_BYTES
+) -> ParsedBatch:
     """Read an SMPD folder (or a folder of them) into canonical rows plus quarantine."""
     log = QuarantineLog()
     posts: list[PostDraft] = []
@@ -66,20 +152,13 @@ def read_smpd(path: Path, *, with_labels: bool = True) -> ParsedBatch:
     for folder in find_input_dirs(path, f"*{TEXT_SUFFIX}", "SMPD"):
         for text_file in sorted(folder.glob(f"*{TEXT_SUFFIX}")):
             prefix = text_file.name[: -len(TEXT_SUFFIX)]
-            part_posts, part_labels = _read_part(folder, prefix, log, with_labels=with_labels)
+            part = _Part(
+                folder, prefix, log, with_labels=with_labels, max_line_bytes=max_line_bytes
+            )
+            part_posts, part_labels = part.read()
             posts += part_posts
             labels += part_labels
     return assemble_batch(posts, labels, log)
-
-
-@dataclass
-class _Rejected(Exception):
-    """A post cannot be loaded because of a value in one of its files."""
-
-    source: str
-    line: int
-    record: _Record
-    bad: BadValue
 
 
 @dataclass
@@ -97,80 +176,29 @@ class _Record:
         return self.raw
 
 
-def _load_json(path: Path) -> Any:
-    try:
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as error:
-        raise SourceError(
-            f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column "
-            f"{error.colno}): the whole file is one document, so fix or re-export it"
-        ) from None
+@dataclass
+class _Rejected(Exception):
+    """A post cannot be loaded because of a record in one of its files."""
+
+    source: Path
+    record: _Record
+    reason: str
 
 
-def _load_records(path: Path, log: QuarantineLog) -> list[_Record | None]:
-    """The array's records in order; a non-object entry is quarantined and left as None."""
-    document = _load_json(path)
-    if not isinstance(document, list):
-        raise SourceError(
-            f"{path} holds a JSON {type(document).__name__}, expected an array of records "
-            "(one per post, as in the SMPD release)"
-        )
-    records: list[_Record | None] = []
-    for index, record in enumerate(document, start=1):
-        if isinstance(record, dict):
-            records.append(_Record(index, record))
-        else:
-            log.add(
-                str(path),
-                index,
-                None,
-                f"{BAD_JSON}: a {type(record).__name__}, expected an object",
-                raw_json(record),
-            )
-            records.append(None)
-    return records
+@dataclass
+class _JsonRecords:
+    """A JSON array file's records in order (None where an entry was not an object)."""
 
-
-def _index_by_pid(path: Path, log: QuarantineLog) -> dict[str, _Record]:
-    """Pid -> record; a later record with other values for the same Pid is quarantined."""
-    by_pid: dict[str, _Record] = {}
-    for record in _load_records(path, log):
-        if record is None:
-            continue
-        try:
-            post_id = parse_id(record.values.get("Pid"), "Pid")
-        except BadValue as bad:
-            log.add(str(path), record.line, None, bad.reason, record.raw)
-            continue
-        first = by_pid.get(post_id)
-        if first is None:
-            by_pid[post_id] = record
-        elif first.values != record.values:
-            log.add(
-                str(path),
-                record.line,
-                post_id,
-                f"{CONFLICTING_DUPLICATE}: Pid {post_id} already at record {first.line} "
-                "with other values; the first is kept",
-                record.raw,
-            )
-    return by_pid
-
-
-def _read_lines(path: Path) -> list[str]:
-    """Lines of a line-per-post file; trailing blank lines are not posts."""
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return lines
+    path: Path
+    records: list[_Record | None]
+    clean: bool  # False: some bytes were not UTF-8, so records are checked one by one
 
 
 class _UserColumns:
     """Column-oriented user data, read row by row without building every row up front."""
 
-    def __init__(self, columns: dict[str, list[Any]]) -> None:
-        self._columns = columns
+    def __init__(self, path: Path | None, columns: dict[str, list[Any]], clean: bool) -> None:
+        self.path, self._columns, self.clean = path, columns, clean
         self.n_rows = max((len(values) for values in columns.values()), default=0)
 
     def __len__(self) -> int:
@@ -189,272 +217,325 @@ class _UserColumns:
         by_pid: dict[str, int] = {}
         for index, value in enumerate(self._columns["Pid"]):
             try:
-                by_pid.setdefault(parse_id(value, "Pid"), index)
-            except BadValue:
+                by_pid.setdefault(parse_id(value), index)
+            except PydanticCustomError:
                 continue  # reported as a row without a post
         return by_pid
 
 
-def _load_user_columns(path: Path | None) -> _UserColumns:
-    if path is None:
-        return _UserColumns({})
-    document = _load_json(path)
-    if not isinstance(document, dict) or not document:
-        raise SourceError(
-            f"{path} is not column-oriented user data: expected a JSON object of equal-length "
-            "lists (photo_count, ispro, ...), one entry per post"
+_Model = TypeVar("_Model", bound=SourceRecord)
+
+
+def _checked(path: Path, record: _Record, model: type[_Model], clean: bool) -> _Model:
+    """The record validated by its model; a bad value rejects the post it belongs to."""
+    if not clean and (why := undecodable_reason(record.values)):
+        raise _Rejected(path, record, why)
+    try:
+        return model.model_validate(record.values)
+    except ValidationError as error:
+        raise _Rejected(path, record, reason_of(error)) from None
+
+
+class _Part:
+    """One SMPD part: the files sharing a prefix in one folder, joined into posts.
+
+    The text file defines the posts and their positions; the other files are joined by Pid
+    or by position, and whatever in them belongs to no post is reported, not lost.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        prefix: str,
+        log: QuarantineLog,
+        *,
+        with_labels: bool,
+        max_line_bytes: int = MAX_LINE_BYTES,
+    ) -> None:
+        self.log = log
+        self.text = self._load_records(self._require(folder, prefix, TEXT_SUFFIX))
+        self.temporal_file = self._require(folder, prefix, TEMPORAL_SUFFIX)
+        temporal = self._load_records(self.temporal_file)
+        self.temporal, self.temporal_clean = self._index_by_pid(temporal), temporal.clean
+        self.category_file = self._optional(folder, prefix, CATEGORY_SUFFIX)
+        self.categories: dict[str, _Record] = {}
+        self.categories_clean = True
+        if self.category_file is not None:
+            categories = self._load_records(self.category_file)
+            self.categories, self.categories_clean = (
+                self._index_by_pid(categories),
+                categories.clean,
+            )
+        self.users = self._load_user_columns(self._optional(folder, prefix, USER_SUFFIX))
+        # With a Pid column the user rows say whose they are; without, row i is post i.
+        self.user_by_pid = self.users.pid_index()
+        self.image_file = self._optional(folder, prefix, IMAGE_SUFFIX)
+        self.image_lines = (
+            read_positional_lines(self.image_file, max_line_bytes) if self.image_file else []
         )
-    columns: dict[str, list[Any]] = {}
-    for name, values in document.items():
-        if isinstance(values, dict):  # pandas' to_json(orient="columns"): {"0": v, "1": v}
-            try:
-                values = [v for _, v in sorted(values.items(), key=lambda kv: int(kv[0]))]
-            except ValueError:
-                raise SourceError(
-                    f"{path}: column {name} is keyed by {next(iter(values))!r}, "
-                    "expected row numbers"
-                ) from None
-        if not isinstance(values, list):
+        self.label_file = self._optional(folder, prefix, LABEL_SUFFIX) if with_labels else None
+        self.label_lines = (
+            read_positional_lines(self.label_file, max_line_bytes) if self.label_file else []
+        )
+        self.resolve_media = MediaResolver((folder, folder.parent))
+        self.pid_at: list[str | None] = []  # the post id of each position, for the label lines
+
+    # -- files ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _require(folder: Path, prefix: str, suffix: str) -> Path:
+        path = folder / f"{prefix}{suffix}"
+        if not path.is_file():
             raise SourceError(
-                f"{path}: column {name} is a {type(values).__name__}, "
-                "expected a list with one value per post"
+                f"{path.name} is missing from {folder}: every SMPD part needs its "
+                f"{prefix}{TEXT_SUFFIX} and {prefix}{TEMPORAL_SUFFIX}"
             )
-        columns[name] = values
-    return _UserColumns(columns)
+        return path
 
+    @staticmethod
+    def _optional(folder: Path, prefix: str, suffix: str) -> Path | None:
+        path = folder / f"{prefix}{suffix}"
+        return path if path.is_file() else None
 
-def _require(folder: Path, prefix: str, suffix: str) -> Path:
-    path = folder / f"{prefix}{suffix}"
-    if not path.is_file():
-        raise SourceError(
-            f"{path.name} is missing from {folder}: every SMPD part needs its "
-            f"{prefix}{TEXT_SUFFIX} and {prefix}{TEMPORAL_SUFFIX}"
-        )
-    return path
-
-
-def _optional(folder: Path, prefix: str, suffix: str) -> Path | None:
-    path = folder / f"{prefix}{suffix}"
-    return path if path.is_file() else None
-
-
-def _read_part(
-    folder: Path, prefix: str, log: QuarantineLog, *, with_labels: bool
-) -> tuple[list[PostDraft], list[LabelDraft]]:
-    text_file = _require(folder, prefix, TEXT_SUFFIX)
-    temporal_file = _require(folder, prefix, TEMPORAL_SUFFIX)
-    texts = _load_records(text_file, log)
-    temporal = _index_by_pid(temporal_file, log)
-    category_file = _optional(folder, prefix, CATEGORY_SUFFIX)
-    categories = _index_by_pid(category_file, log) if category_file else {}
-    user_file = _optional(folder, prefix, USER_SUFFIX)
-    user_rows = _load_user_columns(user_file)
-    # With a Pid column the user rows say whose they are; without, row i is post i.
-    user_by_pid = user_rows.pid_index()
-    image_file = _optional(folder, prefix, IMAGE_SUFFIX)
-    image_paths = _read_lines(image_file) if image_file else []
-    label_file = _optional(folder, prefix, LABEL_SUFFIX) if with_labels else None
-    label_lines = _read_lines(label_file) if label_file else []
-    resolve_media = MediaResolver((folder, folder.parent))
-
-    posts: list[PostDraft] = []
-    labels: list[LabelDraft] = []
-    text_source = str(text_file)
-    pid_at: list[str | None] = []  # the post id of each position, for the label lines
-    for index, record in enumerate(texts):
-        pid_at.append(None)
-        if record is None:
-            continue
-        post_id: str | None = None
-        try:
-            try:
-                post_id = pid_at[index] = parse_id(record.values.get("Pid"), "Pid")
-                user_id = parse_id(record.values.get("Uid"), "Uid")
-                post: dict[str, Any] = {
-                    "post_id": post_id,
-                    "user_id": user_id,
-                    "title": parse_text(record.values.get("Title"), "Title"),
-                    "tags": parse_tags(record.values.get("Alltags"), "Alltags"),
-                    "media_type": parse_text(record.values.get("Mediatype"), "Mediatype"),
-                    "source_format": FORMAT,
-                    "source_file": text_source,
-                }
-                if index < len(image_paths):
-                    post["media_path"] = resolve_media(image_paths[index].strip())
-            except BadValue as bad:
-                raise _Rejected(text_source, record.line, record, bad) from None
-            time_record = temporal.get(post_id)
-            if time_record is None:
-                raise _Rejected(
-                    text_source,
-                    record.line,
-                    record,
-                    BadValue(BAD_TIME, f"no record for Pid {post_id} in {temporal_file.name}"),
-                )
-            post.update(_fields(temporal_file, time_record, _time_and_place))
-            category = categories.get(post_id)
-            if category is not None:
-                post.update(_fields(category_file, category, _category))  # type: ignore[arg-type]
-            user_row, user_line = _user_row(user_rows, user_by_pid, post_id, index)
-            author: dict[str, Any] = {"post_id": post_id, "user_id": user_id}
-            if user_row is not None:
-                user_record = _Record(user_line, user_row)
-                author.update(_fields(user_file, user_record, _author))  # type: ignore[arg-type]
-        except _Rejected as rejected:
-            log.reject_post(
-                rejected.source, rejected.line, post_id, rejected.bad.reason, rejected.record.raw
+    def _load_records(self, path: Path) -> _JsonRecords:
+        """The array's records in order; a non-object entry is quarantined and left as None."""
+        document = load_json(path)
+        if not isinstance(document.value, list):
+            raise SourceError(
+                f"{path} holds a JSON {type(document.value).__name__}, expected an array of "
+                "records (one per post, as in the SMPD release)"
             )
-            continue
-        posts.append(PostDraft(post, author, text_source, record.line, record))
-
-    # Labels of rejected posts are kept as drafts: assembly quarantines them as unknown posts.
-    if label_file is not None:
-        for index, text in enumerate(label_lines[: len(texts)]):
-            label = _label(label_file, index + 1, text, pid_at[index], log)
-            if label is not None:
-                labels.append(label)
-
-    _quarantine_leftovers(
-        pid_at,
-        temporal,
-        categories,
-        user_rows,
-        user_by_pid,
-        image_paths,
-        label_lines,
-        text_file,
-        temporal_file,
-        category_file,
-        user_file,
-        image_file,
-        label_file,
-        log,
-    )
-    return posts, labels
-
-
-def _fields(path: Path, record: _Record, parse: Any) -> dict[str, Any]:
-    try:
-        return parse(record.values)  # type: ignore[no-any-return]
-    except BadValue as bad:
-        raise _Rejected(str(path), record.line, record, bad) from None
-
-
-def _time_and_place(values: dict[str, Any]) -> dict[str, Any]:
-    latitude = parse_float(values.get("Latitude"), "Latitude")
-    longitude = parse_float(values.get("Longitude"), "Longitude")
-    if latitude == 0 and longitude == 0:
-        latitude = longitude = None
-    return {
-        "posted_at": parse_timestamp(values.get("Postdate"), "Postdate"),
-        "latitude": latitude,
-        "longitude": longitude,
-        "geo_accuracy": parse_float(values.get("Geoaccuracy"), "Geoaccuracy"),
-    }
-
-
-def _category(values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "category": parse_text(values.get("Category"), "Category"),
-        "subcategory": parse_text(values.get("Subcategory"), "Subcategory"),
-        "concept": parse_text(values.get("Concept"), "Concept"),
-    }
-
-
-def _author(values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "post_count": parse_count(values.get("photo_count"), "photo_count"),
-        "is_pro": parse_bool(values.get("ispro"), "ispro"),
-        "first_post_at": parse_timestamp(
-            values.get("photo_firstdate"), "photo_firstdate", required=False
-        ),
-        "timezone_offset": parse_utc_offset_hours(values.get("timezone_offset"), "timezone_offset"),
-    }
-
-
-def _user_row(
-    rows: _UserColumns, by_pid: dict[str, int] | None, post_id: str, index: int
-) -> tuple[dict[str, Any] | None, int]:
-    if by_pid is not None:
-        index = by_pid.get(post_id, len(rows))
-    return (rows.row(index), index + 1) if index < len(rows) else (None, 0)
-
-
-def _label(
-    path: Path, line: int, text: str, post_id: str | None, log: QuarantineLog
-) -> LabelDraft | None:
-    if post_id is None:
-        log.add(
-            str(path),
-            line,
-            None,
-            f"{UNKNOWN_POST}: the post at position {line} has no usable Pid",
-            text,
-        )
-        return None
-    try:
-        popularity = parse_float(text.strip(), "label")
-        if popularity is None:
-            raise BadValue(WRONG_TYPE, "label is empty")
-    except BadValue as bad:
-        log.add(str(path), line, post_id, bad.reason, text)
-        return None
-    return LabelDraft(post_id, popularity, str(path), line, text)
-
-
-def _quarantine_leftovers(
-    pid_at: list[str | None],
-    temporal: dict[str, _Record],
-    categories: dict[str, _Record],
-    user_rows: _UserColumns,
-    user_by_pid: dict[str, int] | None,
-    image_paths: list[str],
-    label_lines: list[str],
-    text_file: Path,
-    temporal_file: Path,
-    category_file: Path | None,
-    user_file: Path | None,
-    image_file: Path | None,
-    label_file: Path | None,
-    log: QuarantineLog,
-) -> None:
-    """Rows of the side files that belong to no post of the text file: reported, not lost."""
-    text_pids = {post_id for post_id in pid_at if post_id is not None}
-    for path, by_pid in ((temporal_file, temporal), (category_file, categories)):
-        for post_id, record in by_pid.items():
-            if post_id not in text_pids and path is not None:
-                log.add(
+        records: list[_Record | None] = []
+        for index, record in enumerate(document.value, start=1):
+            if isinstance(record, dict):
+                records.append(_Record(index, record))
+            else:
+                self.log.add(
                     str(path),
+                    index,
+                    None,
+                    f"{BAD_JSON}: a {type(record).__name__}, expected an object",
+                    raw_json(record),
+                )
+                records.append(None)
+        return _JsonRecords(path, records, document.clean)
+
+    def _index_by_pid(self, loaded: _JsonRecords) -> dict[str, _Record]:
+        """Pid -> record; a later record with other values for the same Pid is quarantined."""
+        by_pid: dict[str, _Record] = {}
+        for record in loaded.records:
+            if record is None:
+                continue
+            try:
+                post_id = parse_id(record.values.get("Pid"))
+            except PydanticCustomError as error:
+                self.log.add(
+                    str(loaded.path), record.line, None, reason_of(error, "Pid"), record.raw
+                )
+                continue
+            first = by_pid.get(post_id)
+            if first is None:
+                by_pid[post_id] = record
+            elif first.values != record.values:
+                self.log.add(
+                    str(loaded.path),
                     record.line,
                     post_id,
-                    f"{UNKNOWN_POST}: Pid {post_id} is not in {text_file.name}",
+                    f"{CONFLICTING_DUPLICATE}: Pid {post_id} already at record {first.line} "
+                    "with other values; the first is kept",
                     record.raw,
                 )
-    n_posts = len(pid_at)
-    if user_file is not None:
-        if user_by_pid is None:
-            leftover = range(n_posts, len(user_rows))
-        else:
-            owned = {i for pid, i in user_by_pid.items() if pid in text_pids}
-            leftover = range(len(user_rows))
-            leftover = [i for i in leftover if i not in owned]  # type: ignore[assignment]
-        for i in leftover:
-            log.add(
-                str(user_file),
-                i + 1,
-                None,
-                f"{UNKNOWN_POST}: user row {i + 1} has no post in {text_file.name} "
-                f"({n_posts} posts)",
-                raw_json(user_rows.row(i)),
-            )
-    for path, lines in ((image_file, image_paths), (label_file, label_lines)):
+        return by_pid
+
+    def _load_user_columns(self, path: Path | None) -> _UserColumns:
         if path is None:
-            continue
-        for i in range(n_posts, len(lines)):
-            log.add(
-                str(path),
-                i + 1,
-                None,
-                f"{UNKNOWN_POST}: line {i + 1} has no post in {text_file.name} ({n_posts} posts)",
-                lines[i],
+            return _UserColumns(None, {}, clean=True)
+        document = load_json(path)
+        if not isinstance(document.value, dict) or not document.value:
+            raise SourceError(
+                f"{path} is not column-oriented user data: expected a JSON object of "
+                "equal-length lists (photo_count, ispro, ...), one entry per post"
             )
+        columns: dict[str, list[Any]] = {}
+        for name, values in document.value.items():
+            if isinstance(values, dict):  # pandas' to_json(orient="columns"): {"0": v, "1": v}
+                try:
+                    values = [v for _, v in sorted(values.items(), key=lambda kv: int(kv[0]))]
+                except ValueError:
+                    raise SourceError(
+                        f"{path}: column {name} is keyed by {next(iter(values))!r}, "
+                        "expected row numbers"
+                    ) from None
+            if not isinstance(values, list):
+                raise SourceError(
+                    f"{path}: column {name} is a {type(values).__name__}, "
+                    "expected a list with one value per post"
+                )
+            columns[name] = values
+        return _UserColumns(path, columns, document.clean)
+
+    # -- joining -------------------------------------------------------------------------------
+
+    def read(self) -> tuple[list[PostDraft], list[LabelDraft]]:
+        posts = self._posts()
+        # Labels of rejected posts are kept as drafts: assembly quarantines them as unknown posts.
+        labels = self._labels()
+        self._quarantine_leftovers()
+        return posts, labels
+
+    def _posts(self) -> list[PostDraft]:
+        posts: list[PostDraft] = []
+        text_source = str(self.text.path)
+        for index, record in enumerate(self.text.records):
+            self.pid_at.append(None)
+            if record is None:
+                continue
+            post_id = self.pid_at[index] = _pid_of(record)
+            try:
+                post, author = self._post(index, record)
+            except _Rejected as rejected:
+                self.log.reject_post(
+                    str(rejected.source),
+                    rejected.record.line,
+                    post_id,
+                    rejected.reason,
+                    rejected.record.raw,
+                )
+                continue
+            if index < len(self.image_lines):
+                self._add_media_path(post, self.image_lines[index])
+            posts.append(PostDraft(post, author, text_source, record.line, record))
+        return posts
+
+    def _post(self, index: int, record: _Record) -> tuple[dict[str, Any], dict[str, Any]]:
+        text = _checked(self.text.path, record, TextRecord, self.text.clean)
+        post: dict[str, Any] = {
+            "post_id": text.Pid,
+            "user_id": text.Uid,
+            "title": text.Title,
+            "tags": text.Alltags,
+            "media_type": text.Mediatype,
+            "source_format": FORMAT,
+            "source_file": str(self.text.path),
+        }
+        time_record = self.temporal.get(text.Pid)
+        if time_record is None:
+            raise _Rejected(
+                self.text.path,
+                record,
+                f"{BAD_TIME}: no record for Pid {text.Pid} in {self.temporal_file.name}",
+            )
+        temporal = _checked(self.temporal_file, time_record, TemporalRecord, self.temporal_clean)
+        post.update(temporal.columns())
+        category = self.categories.get(text.Pid)
+        if category is not None and self.category_file is not None:
+            checked = _checked(self.category_file, category, CategoryRecord, self.categories_clean)
+            post.update(checked.columns())
+        author: dict[str, Any] = {"post_id": text.Pid, "user_id": text.Uid}
+        user_line = self._user_line(text.Pid, index)
+        if user_line is not None and self.users.path is not None:
+            user = _Record(user_line, self.users.row(user_line - 1))
+            author.update(_checked(self.users.path, user, UserRow, self.users.clean).columns())
+        return post, author
+
+    def _add_media_path(self, post: dict[str, Any], line: Line) -> None:
+        """The post's image path from its line; an unusable line leaves it without one."""
+        if line.text is None:
+            reason, shown = line.problem or "", line.raw
+        else:
+            try:
+                post["media_path"] = self.resolve_media(line.text.strip())
+                return
+            except BadValue as unsafe:
+                reason, shown = unsafe.reason, line.text
+        self.log.add(str(self.image_file), line.number, post["post_id"], reason, shown)
+
+    def _user_line(self, post_id: str, index: int) -> int | None:
+        """The 1-based user row of a post (by Pid when the data has one, else by position)."""
+        if self.user_by_pid is not None:
+            index = self.user_by_pid.get(post_id, len(self.users))
+        return index + 1 if index < len(self.users) else None
+
+    def _labels(self) -> list[LabelDraft]:
+        if self.label_file is None:
+            return []
+        source = str(self.label_file)
+        labels: list[LabelDraft] = []
+        for index, line in enumerate(self.label_lines[: len(self.pid_at)]):
+            post_id = self.pid_at[index]
+            shown = line.raw if line.text is None else line.text
+            if post_id is None:
+                self.log.add(
+                    source,
+                    line.number,
+                    None,
+                    f"{UNKNOWN_POST}: the post at position {line.number} has no usable Pid",
+                    shown,
+                )
+            elif line.text is None:
+                self.log.add(source, line.number, post_id, line.problem or "", shown)
+            else:
+                try:
+                    popularity = parse_score(line.text.strip())
+                except PydanticCustomError as error:
+                    self.log.add(source, line.number, post_id, reason_of(error, "label"), shown)
+                    continue
+                labels.append(LabelDraft(post_id, popularity, source, line.number, line.text))
+        return labels
+
+    def _quarantine_leftovers(self) -> None:
+        """Rows of the side files that belong to no post of the text file: reported, not lost."""
+        text_name = self.text.path.name
+        text_pids = {post_id for post_id in self.pid_at if post_id is not None}
+        for path, by_pid in (
+            (self.temporal_file, self.temporal),
+            (self.category_file, self.categories),
+        ):
+            for post_id, record in by_pid.items():
+                if post_id not in text_pids and path is not None:
+                    self.log.add(
+                        str(path),
+                        record.line,
+                        post_id,
+                        f"{UNKNOWN_POST}: Pid {post_id} is not in {text_name}",
+                        record.raw,
+                    )
+        n_posts = len(self.pid_at)
+        if self.users.path is not None:
+            leftover: list[int] | range
+            if self.user_by_pid is None:
+                leftover = range(n_posts, len(self.users))
+            else:
+                owned = {i for pid, i in self.user_by_pid.items() if pid in text_pids}
+                leftover = [i for i in range(len(self.users)) if i not in owned]
+            for i in leftover:
+                self.log.add(
+                    str(self.users.path),
+                    i + 1,
+                    None,
+                    f"{UNKNOWN_POST}: user row {i + 1} has no post in {text_name} "
+                    f"({n_posts} posts)",
+                    raw_json(self.users.row(i)),
+                )
+        for path, lines in (
+            (self.image_file, self.image_lines),
+            (self.label_file, self.label_lines),
+        ):
+            if path is None:
+                continue
+            for line in lines[n_posts:]:
+                self.log.add(
+                    str(path),
+                    line.number,
+                    None,
+                    f"{UNKNOWN_POST}: line {line.number} has no post in {text_name} "
+                    f"({n_posts} posts)",
+                    line.raw if line.text is None else line.text,
+                )
+
+
+def _pid_of(record: _Record) -> str | None:
+    try:
+        return parse_id(record.values.get("Pid"))
+    except PydanticCustomError:
+        return None

@@ -10,18 +10,17 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from smp_platform.sources import ParsedBatch, read_source
-from smp_platform.sources.common import (
+from smp_platform.sources import ParsedBatch, content_hash, read_source
+from smp_platform.warehouse import (
     AUTHOR_COLUMNS,
     AUTHOR_CONTENT_COLUMNS,
     LABEL_COLUMNS,
     POST_COLUMNS,
     POST_CONTENT_COLUMNS,
     QUARANTINE_COLUMNS,
-    content_hash,
+    Warehouse,
     frame_from_records,
 )
-from smp_platform.warehouse import Warehouse
 from tests.helpers import BUNDLED
 
 pytestmark = pytest.mark.integration

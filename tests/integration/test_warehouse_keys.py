@@ -9,18 +9,17 @@ from pathlib import Path
 import pytest
 
 from smp_platform.refresh import input_hashes
-from smp_platform.sources import ParsedBatch, read_source
-from smp_platform.sources.common import (
+from smp_platform.sources import ParsedBatch, content_hash, read_source
+from smp_platform.testing.smpd_files import write_smpd_dataset
+from smp_platform.warehouse import (
     AUTHOR_COLUMNS,
     LABEL_COLUMNS,
     POST_COLUMNS,
     POST_CONTENT_COLUMNS,
     QUARANTINE_COLUMNS,
-    content_hash,
+    Warehouse,
     frame_from_records,
 )
-from smp_platform.synthetic import write_smpd_dataset
-from smp_platform.warehouse import Warehouse
 from tests.helpers import BUNDLED
 
 pytestmark = pytest.mark.integration

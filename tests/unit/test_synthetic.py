@@ -8,7 +8,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from smp_platform.sources import read_source
-from smp_platform.synthetic import write_smpd_dataset
+from smp_platform.testing.smpd_files import write_smpd_dataset
 
 
 def test_synthetic_smpd_reads_back_clean_with_every_post_labelled(tmp_path: Path) -> None:

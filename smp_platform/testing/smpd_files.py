@@ -22,7 +22,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from smp_platform.sources.common import gc_paused
+from smp_platform.sources.assembly import gc_paused
 
 PREFIX = "train"
 CHUNK = 10_000

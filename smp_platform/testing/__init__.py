@@ -1,0 +1,1 @@
+"""Data generators for tests and benchmarks (not used by the library)."""
