@@ -224,6 +224,13 @@ class PerplexityScorer:
         self._split = _split_head(self.model, probe)
 
     @classmethod
+    def identity(cls, settings: EncoderSettings) -> str:
+        """The encoder_id the configured weights give, without loading them."""
+        weights = resolve_weights(settings.perplexity_model, setting=SETTING)
+        # the token bound changes the scores, so it is part of the encoder's identity
+        return encoder_id(f"causal-lm:{weights.name}:max{settings.perplexity_max_tokens}", weights)
+
+    @classmethod
     def from_settings(cls, models_dir: Path, settings: EncoderSettings) -> PerplexityScorer:
         """Load ``settings.perplexity_model`` (packaged SmolLM2 by default) on the chosen device."""
         configure_threads(settings)
@@ -232,10 +239,7 @@ class PerplexityScorer:
         return cls(
             model,
             tokenizer,
-            # the token bound changes the scores, so it is part of the encoder's identity
-            encoder_id=encoder_id(
-                f"causal-lm:{weights.name}:max{settings.perplexity_max_tokens}", weights
-            ),
+            encoder_id=cls.identity(settings),
             max_tokens=settings.perplexity_max_tokens,
             device=select_device(settings),
         )
