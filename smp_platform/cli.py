@@ -38,6 +38,14 @@ def _settings():  # type: ignore[no-untyped-def]
     return settings
 
 
+class _LibraryNoticeFilter:
+    """Drops Deprecation/Future warnings that reach logging (Prefect captures warnings)."""
+
+    def filter(self, record: object) -> bool:
+        message = str(getattr(record, "getMessage", lambda: "")())
+        return "DeprecationWarning" not in message and "FutureWarning" not in message
+
+
 def _quiet_environment() -> None:
     import logging
     import os
@@ -52,6 +60,8 @@ def _quiet_environment() -> None:
     warnings.filterwarnings("ignore", message=".*input example was not provided.*")
     for name in ("mlflow.pyfunc", "mlflow.models.utils"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # Prefect routes warnings through the "py.warnings" logger, past the filters above.
+    logging.getLogger("py.warnings").addFilter(_LibraryNoticeFilter())
     from smp_platform.config import use_offline_environment
 
     use_offline_environment()

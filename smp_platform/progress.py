@@ -45,7 +45,9 @@ def stage_progress(totals: Mapping[str, int], *, enabled: bool = True) -> Iterat
         def render(self, task: Any) -> Any:
             from rich.text import Text
 
-            speed = task.finished_speed or task.speed
+            # posts done over time elapsed: batches are few, too few samples for rich's speed
+            elapsed = task.elapsed or 0.0
+            speed = task.completed / elapsed if elapsed > 0 and task.completed else None
             return Text(f"{speed:,.1f} posts/s" if speed else "- posts/s", style="cyan")
 
     progress = Progress(
