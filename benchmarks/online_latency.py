@@ -33,8 +33,12 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 def build_platform(root: Path):  # type: ignore[no-untyped-def]
     """A tabular-only platform on 800 bundled posts (model groups off: this measures serving)."""
-    from smp_platform import pipeline
     from smp_platform.config import EncoderSettings, Settings, TrainSettings
+    from smp_platform.demo import BUNDLED_TRAIN
+    from smp_platform.ingest import ingest, slice_smp_video
+    from smp_platform.promote import promote_candidate
+    from smp_platform.refresh import refresh
+    from smp_platform.train import train_candidate
 
     settings = Settings(
         data_dir=root,
@@ -43,11 +47,11 @@ def build_platform(root: Path):  # type: ignore[no-untyped-def]
         train=TrainSettings(iterations=300),
     )
     settings.ensure_dirs()
-    subset = pipeline.slice_smp_video(pipeline.BUNDLED_TRAIN, root / "input", 800)
-    pipeline.ingest(settings, "smp-video", subset)
-    pipeline.refresh(settings)
-    outcome = pipeline.train(settings)
-    pipeline.promote(settings, outcome.version)
+    subset = slice_smp_video(BUNDLED_TRAIN, root / "input", 800)
+    ingest(settings, "smp-video", subset)
+    refresh(settings)
+    outcome = train_candidate(settings)
+    promote_candidate(settings, outcome.version)
     return settings
 
 
@@ -60,10 +64,10 @@ def main() -> None:
 
     import httpx
 
-    from smp_platform import pipeline
     from smp_platform.config import Settings
+    from smp_platform.registry import ModelRegistry
+    from smp_platform.service.runner import running_service
     from smp_platform.store import FeatureStoreGateway
-    from smp_platform.training import current_champion
     from smp_platform.warehouse import Warehouse
 
     if args.data_dir:
@@ -71,7 +75,7 @@ def main() -> None:
     else:
         print("building a small tabular-only platform (800 posts) ...", flush=True)
         settings = build_platform(Path(tempfile.mkdtemp(prefix="smp-bench-")))
-    found = current_champion(settings)
+    found = ModelRegistry(settings).champion()
     if found is None:
         raise SystemExit(f"no @champion in {settings.root}: run `make demo` or omit --data-dir")
     version, service = found
@@ -95,7 +99,7 @@ def main() -> None:
         bare.append(time.perf_counter() - start)
 
     http = []
-    with pipeline.running_service(settings, poll_seconds=5.0) as url, httpx.Client() as client:
+    with running_service(settings, poll_seconds=5.0) as url, httpx.Client() as client:
         for pid in sequence[: args.warmup]:
             client.get(f"{url}/v1/posts/{pid}/popularity").raise_for_status()
         for pid in sequence:

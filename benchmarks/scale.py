@@ -7,8 +7,9 @@ Every stage runs in its OWN fresh process (multiprocessing, spawn), so its peak 
 process's ``ru_maxrss`` and nothing a previous stage allocated is counted. The modules a stage
 needs are imported before its clock starts; the import time and the RSS after imports are
 reported apart, so ``data MB`` (peak minus that baseline) is what the data itself costs.
-The refresh uses the plain functions of ``smp_platform.refresh``, not the Prefect flow, so no
-temporary Prefect API server is started or timed.
+The refresh calls the refresh verb stage by stage (``plan_refresh``, ``compute_batches``,
+``finish_refresh``: what the Prefect flow runs), so no temporary Prefect API server is started
+or timed.
 
     .venv/bin/python benchmarks/scale.py                                  # 10k, 100k
     .venv/bin/python benchmarks/scale.py --sizes 10000,100000,300000      # SMPD train: 305,613
@@ -38,14 +39,14 @@ STAGES = ("generate", "ingest", "plan", "compute", "materialize", "train")
 # What each stage imports before its clock starts (constant cost, reported apart).
 WARM_IMPORTS = {
     "generate": ("smp_platform.testing.smpd_files",),
-    "ingest": ("smp_platform.pipeline", "smp_platform.sources", "smp_platform.warehouse"),
+    "ingest": ("smp_platform.ingest", "smp_platform.sources", "smp_platform.warehouse"),
     "plan": (
         "smp_platform.refresh",
         "smp_platform.store",
         "smp_platform.warehouse",
         "smp_platform.features.encoders",
         "feast",
-        "feature_repo.feature_services",
+        "feature_repo",
     ),
     "compute": (
         "smp_platform.refresh",
@@ -54,23 +55,23 @@ WARM_IMPORTS = {
         "smp_platform.validation",
         "smp_platform.features.tabular",
         "feast",
-        "feature_repo.feature_services",
+        "feature_repo",
     ),
     "materialize": (
         "smp_platform.refresh",
         "smp_platform.store",
         "feast",
-        "feature_repo.feature_services",
+        "feature_repo",
     ),
     "train": (
-        "smp_platform.training",
+        "smp_platform.train",
         "smp_platform.modeling.train",
-        "smp_platform.modeling.registry",
+        "smp_platform.registry",
         "smp_platform.store",
         "catboost",
         "mlflow",
         "feast",
-        "feature_repo.feature_services",
+        "feature_repo",
     ),
 }
 
@@ -115,10 +116,10 @@ def _run_stage(stage: str, job: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         write_smpd_dataset(Path(job["input_dir"]), job["n_posts"], seed=job["seed"])
         return job["n_posts"], {}
     if stage == "ingest":
-        from smp_platform import pipeline
+        from smp_platform.ingest import ingest
 
         settings.ensure_dirs()
-        summary = pipeline.ingest(settings, "smpd", Path(job["input_dir"]))
+        summary = ingest(settings, "smpd", Path(job["input_dir"]))
         print(f"    ingest: {summary}", flush=True)
         return summary.loaded, {}
     if stage == "plan":
@@ -130,36 +131,36 @@ def _run_stage(stage: str, job: dict[str, Any]) -> tuple[int, dict[str, Any]]:
             f"off: {', '.join(plan.disabled)}",
             flush=True,
         )
-        return sum(len(ids) for _, ids in plan.batches), {"batches": plan.batches}
+        return sum(len(ids) for _, ids in plan.batches), {"plan": plan}
     if stage == "compute":
-        from smp_platform.refresh import RefreshSummary, now_utc, process_batch
+        from smp_platform.refresh import compute_batches, now_utc
 
-        batches = job["batches"]
-        created_at = now_utc()
-        summary = RefreshSummary()
-        results = []
+        plan = job["plan"]
+        batches = plan.batches
         started = time.perf_counter()
-        for i, (group, ids) in enumerate(batches, start=1):
-            result = process_batch(group, ids, settings, created_at)
-            results.append(result)
-            summary.add(result)
-            if i == len(batches) or i % max(1, len(batches) // 10) == 0:
+        done = [0]
+
+        def on_batch(group: str, n: int, result: Any) -> None:
+            done[0] += 1
+            if result.failures:
+                raise RuntimeError(f"validation failures: {result.failures[:3]}")
+            if done[0] == len(batches) or done[0] % max(1, len(batches) // 10) == 0:
                 print(
-                    f"    compute: batch {i}/{len(batches)} "
+                    f"    compute: batch {done[0]}/{len(batches)} "
                     f"({time.perf_counter() - started:,.1f} s, RSS {_rss_mb():,.0f} MB)",
                     flush=True,
                 )
-        if summary.failures:
-            raise RuntimeError(f"validation failures: {summary.failures[:3]}")
+
+        results = compute_batches(settings, plan, now_utc(), on_batch)
         return sum(len(ids) for _, ids in batches), {"results": results}
     if stage == "materialize":
-        from smp_platform.refresh import materialize_written
+        from smp_platform.refresh import finish_refresh
 
-        windows = materialize_written(settings, job["results"])
-        print(f"    materialize: {windows} window(s)", flush=True)
+        summary = finish_refresh(settings, job["plan"], job["results"])
+        print(f"    materialize: {summary.materialized_windows} window(s)", flush=True)
         return job["n_posts"], {}
     if stage == "train":
-        from smp_platform.training import train_candidate
+        from smp_platform.train import train_candidate
 
         outcome = train_candidate(settings)
         print(f"    train: {outcome}", flush=True)

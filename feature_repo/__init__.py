@@ -1,7 +1,31 @@
-"""Feast feature repository: the one definition of every feature the platform serves.
+"""The Feast feature repository as a pure schema: the one definition of every feature name.
 
-``feast apply`` executes every ``.py`` file here, so this package holds definitions only.
-The platform builds the same objects through :func:`feature_repo.feature_services.definitions`
-with its own data directory; the module-level objects (for the ``feast`` CLI) read the data
-directory from ``SMP_DATA_DIR`` (default ``.smp``).
+- ``entities.py``: the entity (``post``) and its key ``post_id``;
+- ``data_sources.py``: the timestamp columns and the parquet source of each view;
+- ``feature_views.py``: names, dtypes, descriptions and groups (view tags) of every field;
+- ``feature_services.py``: the feature services (the training/serving contract), as projections.
+
+Importing any of them imports no Feast and reads no environment. :func:`definitions` builds the
+Feast objects from a :class:`~smp_platform.config.Settings` only when called: by
+``FeatureStoreGateway.apply`` and, for the ``feast`` CLI, by the small repo that ``apply``
+renders into ``<data dir>/feast/`` (``feast -c <data dir>/feast feature-views list``).
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from smp_platform.config import Settings
+
+
+def definitions(settings: Settings) -> list[Any]:
+    """Every Feast object of the repo (entity, views, services), sources under the data dir."""
+    from feature_repo.entities import build_entity
+    from feature_repo.feature_services import build_feature_services
+    from feature_repo.feature_views import build_feature_views
+
+    entity = build_entity()
+    views = build_feature_views(settings.offline_dir, entity)
+    services = build_feature_services(views)
+    return [entity, *views.values(), *services.values()]

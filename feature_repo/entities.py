@@ -1,10 +1,20 @@
 """The one entity: a post. Author features are stored per post, as of the post's time."""
 
-from feast import Entity, ValueType
+from __future__ import annotations
 
-post = Entity(
-    name="post",
-    join_keys=["post_id"],
-    value_type=ValueType.STRING,
-    description="A social media post (SMPD Pid, SMP-Video pid).",
-)
+from typing import Any
+
+ENTITY = "post"
+POST_ID = "post_id"  # the join key of every view, and the warehouse's post key
+
+
+def build_entity() -> Any:
+    """The Feast ``Entity`` (Feast imported here, not at module import)."""
+    from feast import Entity, ValueType
+
+    return Entity(
+        name=ENTITY,
+        join_keys=[POST_ID],
+        value_type=ValueType.STRING,
+        description="A social media post (SMPD Pid, SMP-Video pid).",
+    )

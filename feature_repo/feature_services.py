@@ -2,59 +2,84 @@
 
 A registered model version records its feature service name (MLflow tag ``feature_service``);
 the prediction service reads the champion's tag and asks Feast for exactly those features.
+A service is a list of projections (a view and the features served from it); the served
+columns of a service are read from these projections, here and in the built ``FeatureService``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from feast import FeatureService, FeatureView
+from feature_repo.feature_views import VIEWS, feature_names
 
-from feature_repo.data_sources import default_offline_dir
-from feature_repo.entities import post
-from feature_repo.feature_views import (
-    CACHE_FIELDS,
-    MODEL_VIEWS,
-    TABULAR_VIEWS,
-    build_feature_views,
-)
 
-# The paper's full model: tabular + text semantics + perplexity + image semantics.
-# Image rows exist only when CLIP weights are configured; without them the image features are
-# null and the model learns nothing from them (see DESIGN.md, "encoders are honest").
-SERVICE_VIEWS: dict[str, tuple[str, ...]] = {
-    "popularity_v1": TABULAR_VIEWS + MODEL_VIEWS,
-    "popularity_tabular_v1": TABULAR_VIEWS,
+@dataclass(frozen=True)
+class Projection:
+    view: str
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    description: str
+    projections: tuple[Projection, ...]
+
+    @property
+    def columns(self) -> list[str]:
+        """The served feature columns, in a stable order."""
+        return [name for p in self.projections for name in p.features]
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        return tuple(p.view for p in self.projections)
+
+
+def _served(*view_groups: str) -> tuple[Projection, ...]:
+    """Every feature (no bookkeeping) of the views of the given groups."""
+    return tuple(
+        Projection(v.name, tuple(feature_names(v.name))) for v in VIEWS if v.group in view_groups
+    )
+
+
+# The paper's full model: tabular + text semantics + image semantics + perplexity. Image rows
+# exist only when CLIP weights are configured; without them the image features are null and the
+# model learns nothing from them (see DESIGN.md, "encoders are honest").
+SERVICES: dict[str, ServiceSpec] = {
+    spec.name: spec
+    for spec in (
+        ServiceSpec(
+            "popularity_v1",
+            "Features of the popularity_v1 model family",
+            _served("tabular", "text", "image", "perplexity"),
+        ),
+        ServiceSpec(
+            "popularity_tabular_v1",
+            "Features of the popularity_tabular_v1 model family",
+            _served("tabular"),
+        ),
+    )
 }
 
 
-def _served(view: FeatureView) -> Any:
-    """A projection without the cache bookkeeping columns."""
-    cache = {f.name for f in CACHE_FIELDS}
-    wanted = [f.name for f in view.features if f.name not in cache]
-    return view[wanted] if len(wanted) < len(view.features) else view
+def service_spec(name: str) -> ServiceSpec:
+    """The named service; a ``KeyError`` naming the known ones otherwise."""
+    if name not in SERVICES:
+        raise KeyError(f"unknown feature service {name!r}; known: {', '.join(SERVICES)}")
+    return SERVICES[name]
 
 
-def build_feature_services(views: dict[str, FeatureView]) -> dict[str, FeatureService]:
+def build_feature_services(views: dict[str, Any]) -> dict[str, Any]:
+    """The Feast ``FeatureService`` of every spec, over the built views' projections."""
+    from feast import FeatureService
+
     return {
-        name: FeatureService(
-            name=name,
-            features=[_served(views[v]) for v in view_names],
-            description=f"Features of the {name} model family",
-            tags={"views": ",".join(view_names)},
+        spec.name: FeatureService(
+            name=spec.name,
+            features=[views[p.view][list(p.features)] for p in spec.projections],
+            description=spec.description,
+            tags={"views": ",".join(spec.views)},
         )
-        for name, view_names in SERVICE_VIEWS.items()
+        for spec in SERVICES.values()
     }
-
-
-def definitions(offline_dir: Path) -> list[Any]:
-    """Every Feast object of the repo, with sources under ``offline_dir``."""
-    views = build_feature_views(offline_dir)
-    services = build_feature_services(views)
-    return [post, *views.values(), *services.values()]
-
-
-_services = build_feature_services(build_feature_views(default_offline_dir()))
-popularity_v1 = _services["popularity_v1"]
-popularity_tabular_v1 = _services["popularity_tabular_v1"]

@@ -1,194 +1,271 @@
-"""Feature views: names, dtypes, descriptions. Everything else reads them from here.
+"""Feature views: names, dtypes, descriptions and groups. Everything else reads them from here.
 
-Groups:
-- tabular (SQL/pandas, no model): ``post_author``, ``post_temporal``, ``post_content``;
-- multimodal (models): ``post_text_semantics``, ``post_image_semantics``, ``post_perplexity``.
+Groups (the view tag ``group``; a refresh computes one group with one encoder):
+- ``tabular`` (SQL/pandas, no model): ``post_author``, ``post_temporal``, ``post_content``;
+- ``text``, ``image``, ``perplexity`` (models): one view each.
 
 Every row also carries ``input_hash`` and ``encoder_id`` (for tabular views the code
-version), so a refresh recomputes exactly the rows whose inputs or encoder changed.
+version), added by the refresh, so a refresh recomputes exactly the rows whose inputs or encoder
+changed. Every view's rows have ``post_id``, ``event_timestamp`` (the post's publication time:
+the features are what was known then) and ``created_at`` (when the row was computed).
 
-Every view's rows have ``post_id``, ``event_timestamp`` (the post's publication time: the
-features are what was known then) and ``created_at`` (when the row was computed; Feast keeps the
-latest for a given event time).
+Dtypes are the small tokens of :class:`Dtype`; :func:`build_feature_views` maps them to Feast
+types when the Feast objects are built, so importing a name never imports Feast.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from feast import FeatureView, Field
-from feast.types import Array, Bool, Float32, Float64, Int64, String
 
-from feature_repo.data_sources import default_offline_dir, file_source
-from feature_repo.entities import post
+class Dtype(StrEnum):
+    FLOAT64 = "float64"
+    FLOAT32 = "float32"
+    INT64 = "int64"
+    STRING = "string"
+    BOOL = "bool"
+    FLOAT32_ARRAY = "float32[]"  # an embedding: one field, never 512 scalar columns
+
+    @property
+    def is_array(self) -> bool:
+        return self is Dtype.FLOAT32_ARRAY
+
+    @property
+    def is_numeric(self) -> bool:
+        return self in (Dtype.FLOAT64, Dtype.FLOAT32, Dtype.INT64)
+
+
+@dataclass(frozen=True)
+class FeatureField:
+    name: str
+    dtype: Dtype
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    name: str
+    group: str  # the feature group that computes it (view tag "group")
+    description: str
+    features: tuple[FeatureField, ...]
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fields(self) -> tuple[FeatureField, ...]:
+        """Features plus the bookkeeping fields every stored row carries."""
+        return (*self.features, *BOOKKEEPING_FIELDS)
+
 
 # ttl 0: a post's features never expire (Feast reads 0 as "no limit").
 NO_EXPIRY = timedelta(0)
+F64, F32, I64, STR, BOOL, EMB = (
+    Dtype.FLOAT64,
+    Dtype.FLOAT32,
+    Dtype.INT64,
+    Dtype.STRING,
+    Dtype.BOOL,
+    Dtype.FLOAT32_ARRAY,
+)
 
-# Bookkeeping columns of every view (not served to models).
-CACHE_FIELDS = [
-    Field(name="input_hash", dtype=String, description="hash of the inputs the row came from"),
-    Field(name="encoder_id", dtype=String, description="model name + weights fingerprint"),
-]
+INPUT_HASH = "input_hash"
+ENCODER_ID = "encoder_id"
+# Bookkeeping columns of every view (stored, never served to models).
+BOOKKEEPING_FIELDS = (
+    FeatureField(INPUT_HASH, STR, "hash of the inputs the row came from"),
+    FeatureField(ENCODER_ID, STR, "model name + weights fingerprint (tabular: code version)"),
+)
 
-AUTHOR_FIELDS = [
-    Field(name="author_follower_count_log", dtype=Float64, description="log1p(followers)"),
-    Field(name="author_following_count_log", dtype=Float64, description="log1p(following)"),
-    Field(name="author_likes_count_log", dtype=Float64, description="log1p(likes received)"),
-    Field(name="author_post_count_log", dtype=Float64, description="log1p(posts/videos/photos)"),
-    Field(name="author_digg_count_log", dtype=Float64, description="log1p(likes given)"),
-    Field(name="author_friend_count_log", dtype=Float64, description="log1p(friends)"),
-    Field(name="author_likes_per_post_log", dtype=Float64, description="log1p(likes / posts)"),
-    Field(
-        name="author_follower_following_log_ratio",
-        dtype=Float64,
-        description="log1p(followers) - log1p(following)",
+VIEWS: tuple[ViewSpec, ...] = (
+    ViewSpec(
+        "post_author",
+        "tabular",
+        "Author statistics as of the post's time",
+        (
+            FeatureField("author_follower_count_log", F64, "log1p(followers)"),
+            FeatureField("author_following_count_log", F64, "log1p(following)"),
+            FeatureField("author_likes_count_log", F64, "log1p(likes received)"),
+            FeatureField("author_post_count_log", F64, "log1p(posts/videos/photos)"),
+            FeatureField("author_digg_count_log", F64, "log1p(likes given)"),
+            FeatureField("author_friend_count_log", F64, "log1p(friends)"),
+            FeatureField("author_likes_per_post_log", F64, "log1p(likes / posts)"),
+            FeatureField(
+                "author_follower_following_log_ratio", F64, "log1p(followers) - log1p(following)"
+            ),
+            FeatureField("author_is_pro", F64, "1 pro account, 0 not, null unknown"),
+            FeatureField(
+                "author_account_age_days",
+                F64,
+                "days from the author's first post (as reported) to this post",
+            ),
+            FeatureField(
+                "author_prior_posts",
+                I64,
+                "posts by the same author in the warehouse published before this one",
+            ),
+            FeatureField(
+                "author_days_since_previous_post",
+                F64,
+                "days since the author's previous post in the warehouse; null if none",
+            ),
+        ),
     ),
-    Field(name="author_is_pro", dtype=Float64, description="1 pro account, 0 not, null unknown"),
-    Field(
-        name="author_account_age_days",
-        dtype=Float64,
-        description="days from the author's first post (as reported) to this post",
+    ViewSpec(
+        "post_temporal",
+        "tabular",
+        "When the post was published",
+        (
+            FeatureField("post_hour", I64, "hour of day, UTC"),
+            FeatureField("post_weekday", I64, "0 = Monday"),
+            FeatureField("post_month", I64),
+            FeatureField("post_day_of_year", I64),
+            FeatureField("post_epoch_days", F64, "days since 1970-01-01: the trend"),
+        ),
     ),
-    Field(
-        name="author_prior_posts",
-        dtype=Int64,
-        description="posts by the same author in the warehouse published before this one",
+    ViewSpec(
+        "post_content",
+        "tabular",
+        "Text statistics, language, location, category and media metadata",
+        (
+            FeatureField("title_length", I64, "characters in the title / post text"),
+            FeatureField("title_word_count", I64),
+            FeatureField("title_hashtag_count", I64, "'#' tags in the title"),
+            FeatureField("title_uppercase_ratio", F64),
+            FeatureField("title_digit_count", I64),
+            FeatureField("tag_count", I64, "SMPD Alltags / SMP-Video suggested words"),
+            FeatureField("tags_length", I64),
+            FeatureField("language", STR, "post text language; 'unknown' if missing"),
+            FeatureField("location", STR, "country / place code; 'unknown' if missing"),
+            FeatureField("category", STR),
+            FeatureField("subcategory", STR),
+            FeatureField("concept", STR),
+            FeatureField("media_type", STR),
+            FeatureField("media_width", F64),
+            FeatureField("media_height", F64),
+            FeatureField("media_aspect_ratio", F64, "width / height"),
+            FeatureField("media_duration", F64, "seconds; null for photos"),
+            FeatureField("music_duration", F64),
+            FeatureField("music_is_original", BOOL, "'original sound' soundtrack"),
+            FeatureField("latitude", F64),
+            FeatureField("longitude", F64),
+            FeatureField("geo_accuracy", F64),
+        ),
     ),
-    Field(
-        name="author_days_since_previous_post",
-        dtype=Float64,
-        description="days since the author's previous post in the warehouse; null if none",
+    ViewSpec(
+        "post_text_semantics",
+        "text",
+        "Sentence embedding of the post text and text-side similarities",
+        (
+            FeatureField("text_embedding", EMB, "sentence embedding of the post text (unit norm)"),
+            FeatureField(
+                "text_tags_similarity",
+                F64,
+                "cosine(title/post text, tags/suggested words); null when no tags",
+            ),
+            FeatureField(
+                "caption_title_similarity",
+                F64,
+                "cosine(generated caption, title); null without captions",
+            ),
+        ),
     ),
-    *CACHE_FIELDS,
-]
-
-TEMPORAL_FIELDS = [
-    Field(name="post_hour", dtype=Int64, description="hour of day, UTC"),
-    Field(name="post_weekday", dtype=Int64, description="0 = Monday"),
-    Field(name="post_month", dtype=Int64),
-    Field(name="post_day_of_year", dtype=Int64),
-    Field(name="post_epoch_days", dtype=Float64, description="days since 1970-01-01: the trend"),
-    *CACHE_FIELDS,
-]
-
-CONTENT_FIELDS = [
-    Field(name="title_length", dtype=Int64, description="characters in the title / post text"),
-    Field(name="title_word_count", dtype=Int64),
-    Field(name="title_hashtag_count", dtype=Int64, description="'#' tags in the title"),
-    Field(name="title_uppercase_ratio", dtype=Float64),
-    Field(name="title_digit_count", dtype=Int64),
-    Field(name="tag_count", dtype=Int64, description="SMPD Alltags / SMP-Video suggested words"),
-    Field(name="tags_length", dtype=Int64),
-    Field(name="language", dtype=String, description="post text language; 'unknown' if missing"),
-    Field(name="location", dtype=String, description="country / place code; 'unknown' if missing"),
-    Field(name="category", dtype=String),
-    Field(name="subcategory", dtype=String),
-    Field(name="concept", dtype=String),
-    Field(name="media_type", dtype=String),
-    Field(name="media_width", dtype=Float64),
-    Field(name="media_height", dtype=Float64),
-    Field(name="media_aspect_ratio", dtype=Float64, description="width / height"),
-    Field(name="media_duration", dtype=Float64, description="seconds; null for photos"),
-    Field(name="music_duration", dtype=Float64),
-    Field(name="music_is_original", dtype=Bool, description="'original sound' soundtrack"),
-    Field(name="latitude", dtype=Float64),
-    Field(name="longitude", dtype=Float64),
-    Field(name="geo_accuracy", dtype=Float64),
-    *CACHE_FIELDS,
-]
-
-TEXT_SEMANTICS_FIELDS = [
-    Field(
-        name="text_embedding",
-        dtype=Array(Float32),
-        description="sentence embedding of the post text (unit norm)",
+    ViewSpec(
+        "post_image_semantics",
+        "image",
+        "CLIP image embedding and image-title (in)consistency",
+        (
+            FeatureField("image_embedding", EMB, "CLIP image embedding (unit norm)"),
+            FeatureField(
+                "image_title_similarity",
+                F64,
+                "cosine(CLIP image, CLIP text of the title): the inconsistency signal",
+            ),
+        ),
     ),
-    Field(
-        name="text_tags_similarity",
-        dtype=Float64,
-        description="cosine(title/post text, tags/suggested words); null when no tags",
+    ViewSpec(
+        "post_perplexity",
+        "perplexity",
+        "Perplexity of the post text under a causal language model",
+        (
+            FeatureField("perplexity", F64, "perplexity of the post text under a causal LM"),
+            FeatureField("log_perplexity", F64),
+            FeatureField("text_token_count", I64, "LM tokens scored (bounded)"),
+        ),
     ),
-    Field(
-        name="caption_title_similarity",
-        dtype=Float64,
-        description="cosine(generated caption, title); null without captions",
-    ),
-    *CACHE_FIELDS,
-]
+)
 
-IMAGE_SEMANTICS_FIELDS = [
-    Field(
-        name="image_embedding", dtype=Array(Float32), description="CLIP image embedding (unit norm)"
-    ),
-    Field(
-        name="image_title_similarity",
-        dtype=Float64,
-        description="cosine(CLIP image, CLIP text of the title): the inconsistency signal",
-    ),
-    *CACHE_FIELDS,
-]
-
-PERPLEXITY_FIELDS = [
-    Field(
-        name="perplexity",
-        dtype=Float64,
-        description="perplexity of the post text under a causal LM",
-    ),
-    Field(name="log_perplexity", dtype=Float64),
-    Field(name="text_token_count", dtype=Int64, description="LM tokens scored (bounded)"),
-    *CACHE_FIELDS,
-]
-
-VIEW_FIELDS: dict[str, list[Field]] = {
-    "post_author": AUTHOR_FIELDS,
-    "post_temporal": TEMPORAL_FIELDS,
-    "post_content": CONTENT_FIELDS,
-    "post_text_semantics": TEXT_SEMANTICS_FIELDS,
-    "post_image_semantics": IMAGE_SEMANTICS_FIELDS,
-    "post_perplexity": PERPLEXITY_FIELDS,
-}
-
-TABULAR_VIEWS = ("post_author", "post_temporal", "post_content")
-MODEL_VIEWS = ("post_text_semantics", "post_image_semantics", "post_perplexity")
-
-VIEW_DESCRIPTIONS = {
-    "post_author": "Author statistics as of the post's time",
-    "post_temporal": "When the post was published",
-    "post_content": "Text statistics, language, location, category and media metadata",
-    "post_text_semantics": "Sentence embedding of the post text and text-side similarities",
-    "post_image_semantics": "CLIP image embedding and image-title (in)consistency",
-    "post_perplexity": "Perplexity of the post text under a causal language model",
-}
+VIEW_SPECS: dict[str, ViewSpec] = {view.name: view for view in VIEWS}
+# Every stored field of each view (features + bookkeeping), in declaration order.
+VIEW_FIELDS: dict[str, tuple[FeatureField, ...]] = {v.name: v.fields for v in VIEWS}
+DTYPES: dict[str, Dtype] = {f.name: f.dtype for v in VIEWS for f in v.features}
 
 
-def feature_names(view_name: str, *, include_cache: bool = False) -> list[str]:
+def feature_names(view_name: str, *, include_bookkeeping: bool = False) -> list[str]:
     """Feature column names of a view, in declaration order."""
-    cache = {f.name for f in CACHE_FIELDS}
-    return [f.name for f in VIEW_FIELDS[view_name] if include_cache or f.name not in cache]
+    view = VIEW_SPECS[view_name]
+    fields = view.fields if include_bookkeeping else view.features
+    return [f.name for f in fields]
 
 
-def build_feature_views(offline_dir: Path) -> dict[str, FeatureView]:
-    return {
-        name: FeatureView(
-            name=name,
-            entities=[post],
-            ttl=NO_EXPIRY,
-            schema=fields,
-            source=file_source(offline_dir, name),
-            online=True,
-            description=VIEW_DESCRIPTIONS[name],
-            tags={"group": "tabular" if name in TABULAR_VIEWS else "model"},
-        )
-        for name, fields in VIEW_FIELDS.items()
+def groups() -> dict[str, tuple[str, ...]]:
+    """Feature group -> its views, from the views' ``group`` tags, in declaration order."""
+    out: dict[str, tuple[str, ...]] = {}
+    for view in VIEWS:
+        out[view.group] = (*out.get(view.group, ()), view.name)
+    return out
+
+
+def group_views(group: str) -> tuple[str, ...]:
+    return groups()[group]
+
+
+def embedding_columns(group: str | None = None) -> list[str]:
+    """Array-typed features (embeddings), optionally of one group's views only."""
+    return [
+        f.name
+        for v in VIEWS
+        if group is None or v.group == group
+        for f in v.features
+        if f.dtype.is_array
+    ]
+
+
+# -- Feast objects, built only when called ---------------------------------------------------
+def feast_type(dtype: Dtype) -> Any:
+    from feast.types import Array, Bool, Float32, Float64, Int64, String
+
+    scalar = {
+        Dtype.FLOAT64: Float64,
+        Dtype.FLOAT32: Float32,
+        Dtype.INT64: Int64,
+        Dtype.STRING: String,
+        Dtype.BOOL: Bool,
     }
+    return Array(Float32) if dtype.is_array else scalar[dtype]
 
 
-_views = build_feature_views(default_offline_dir())
-post_author = _views["post_author"]
-post_temporal = _views["post_temporal"]
-post_content = _views["post_content"]
-post_text_semantics = _views["post_text_semantics"]
-post_image_semantics = _views["post_image_semantics"]
-post_perplexity = _views["post_perplexity"]
+def build_feature_views(offline_dir: Path, entity: Any) -> dict[str, Any]:
+    """The Feast ``FeatureView`` of every view spec, sources under ``offline_dir``."""
+    from feast import FeatureView, Field
+
+    from feature_repo.data_sources import file_source
+
+    return {
+        view.name: FeatureView(
+            name=view.name,
+            entities=[entity],
+            ttl=NO_EXPIRY,
+            schema=[
+                Field(name=f.name, dtype=feast_type(f.dtype), description=f.description)
+                for f in view.fields
+            ],
+            source=file_source(offline_dir, view.name),
+            online=True,
+            description=view.description,
+            tags={"group": view.group, **view.tags},
+        )
+        for view in VIEWS
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from smp_platform.config import Settings
-from smp_platform.training import TrainOutcome, train_candidate
+from smp_platform.train import TrainOutcome, train_candidate
 
 
 @flow(name="train", log_prints=False)

@@ -7,11 +7,12 @@ answers at once. Errors a user can cause exit with code 2 and a message; traceba
 from __future__ import annotations
 
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from smp_platform.formats import SourceFormat
 
 app = typer.Typer(
     name="smp",
@@ -21,11 +22,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-class SourceFormat(str, Enum):
-    smp_video = "smp-video"
-    smpd = "smpd"
 
 
 class State:
@@ -42,16 +38,30 @@ def _settings():  # type: ignore[no-untyped-def]
     return settings
 
 
+class _LibraryNoticeFilter:
+    """Drops Deprecation/Future warnings that reach logging (Prefect captures warnings)."""
+
+    def filter(self, record: object) -> bool:
+        message = str(getattr(record, "getMessage", lambda: "")())
+        return "DeprecationWarning" not in message and "FutureWarning" not in message
+
+
 def _quiet_environment() -> None:
     import logging
+    import os
     import warnings
 
-    # Library deprecation notices (DuckDB 2 via ibis, SQLAlchemy via MLflow, GE) say nothing a
-    # user of the CLI can act on; our own warnings and errors still show.
+    # Library deprecation notices (DuckDB 2 via ibis, SQLAlchemy via MLflow, GE, Prefect) say
+    # nothing a user of the CLI can act on; our own warnings and errors still show. Child
+    # processes (Prefect's temporary API server, Dask workers) inherit it through the env.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning,ignore::FutureWarning")
     warnings.filterwarnings("ignore", message=".*input example was not provided.*")
     for name in ("mlflow.pyfunc", "mlflow.models.utils"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # Prefect routes warnings through the "py.warnings" logger, past the filters above.
+    logging.getLogger("py.warnings").addFilter(_LibraryNoticeFilter())
     from smp_platform.config import use_offline_environment
 
     use_offline_environment()
@@ -76,13 +86,13 @@ def ingest(
     path: Annotated[Path, typer.Argument(help="Dataset directory (SMP-Video jsonl or SMPD json).")],
     fmt: Annotated[
         SourceFormat, typer.Option("--format", help="Input format.")
-    ] = SourceFormat.smp_video,
+    ] = SourceFormat.SMP_VIDEO,
     no_labels: Annotated[bool, typer.Option("--no-labels", help="Ignore label files.")] = False,
 ) -> None:
     """Load posts, authors and labels into the warehouse (an idempotent upsert by post_id)."""
-    from smp_platform import pipeline
+    from smp_platform.ingest import ingest as ingest_dataset
 
-    summary = pipeline.ingest(_settings(), fmt.value, path, with_labels=not no_labels)
+    summary = ingest_dataset(_settings(), fmt, path, with_labels=not no_labels)
     typer.echo(f"ingest {path}: {summary}")
 
 
@@ -97,18 +107,18 @@ def refresh(
     ] = False,
 ) -> None:
     """Compute, validate and store features of posts that have none (or stale ones)."""
-    from smp_platform import pipeline
+    from flows.refresh import run_refresh
 
-    summary = pipeline.refresh(_settings(), use_dask=dask)
+    summary = run_refresh(_settings(), use_dask=dask, show_progress=sys.stderr.isatty())
     typer.echo(f"refresh: {summary}")
 
 
 @app.command()
 def train() -> None:
     """Train a candidate from the offline store and register it in MLflow."""
-    from smp_platform import pipeline
+    from flows.train import train_flow
 
-    result = pipeline.train(_settings())
+    result = train_flow(_settings())
     typer.echo(f"train: {result}")
 
 
@@ -119,9 +129,9 @@ def promote(
     ] = None,
 ) -> None:
     """Make the candidate @champion if it beats the current champion on the same posts."""
-    from smp_platform import pipeline
+    from flows.promote import promote_flow
 
-    decision = pipeline.promote(_settings(), version)
+    decision = promote_flow(_settings(), version)
     typer.echo(f"promote: {decision}")
 
 
@@ -131,12 +141,12 @@ def predict(
     output: Annotated[Path, typer.Option("--output", help="CSV file: post_id,popularity.")],
     fmt: Annotated[
         SourceFormat, typer.Option("--format", help="Input format.")
-    ] = SourceFormat.smp_video,
+    ] = SourceFormat.SMP_VIDEO,
 ) -> None:
     """Batch prediction: load the posts (no labels), compute their features, predict."""
-    from smp_platform import pipeline
+    from smp_platform.predict import predict_batch
 
-    n = pipeline.predict_batch(_settings(), fmt.value, input_path, output)
+    n = predict_batch(_settings(), fmt, input_path, output)
     typer.echo(f"predict: {n:,} posts -> {output}")
 
 
@@ -155,28 +165,20 @@ def serve(
 
 
 @app.command()
-def evaluate(
-    ablation: Annotated[
-        bool,
-        typer.Option(
-            "--ablation",
-            help="Train one model per feature set (the paper's ablation) and print SRC/MAE.",
-        ),
-    ] = True,
-) -> None:
-    """Ablation on the time-split validation posts, logged to MLflow (parent + child runs)."""
-    from smp_platform import pipeline
+def evaluate() -> None:
+    """The paper's ablation (one model per feature set) on the time-split validation posts:
+    prints SRC/MAE per row and logs them to MLflow (parent + child runs)."""
+    from smp_platform.evaluate import evaluate as run_evaluation
 
-    table = pipeline.ablation(_settings())
-    typer.echo(table)
+    typer.echo(run_evaluation(_settings()))
 
 
 @app.command()
 def report() -> None:
     """Write the paper's figures (PNG) to <data dir>/reports and log them to MLflow."""
-    from smp_platform import pipeline
+    from smp_platform.report import write_reports
 
-    for path in pipeline.report(_settings()):
+    for path in write_reports(_settings()):
         typer.echo(str(path))
 
 
@@ -202,9 +204,9 @@ def demo(
 ) -> None:
     """The whole pipeline on the bundled data: ingest, refresh, train, promote, metrics, and
     an online prediction."""
-    from smp_platform import pipeline
+    from smp_platform.demo import demo as run_demo
 
-    pipeline.demo(_settings(), data, with_ablation=ablation)
+    run_demo(_settings(), data, with_ablation=ablation)
 
 
 def main() -> None:

@@ -1,15 +1,24 @@
-"""The work of a feature refresh, as plain functions (the Prefect flow in ``flows/refresh.py``
-composes them; tests call them directly).
+"""The refresh verb: features of new and changed posts, validated, stored, materialized.
 
-A refresh computes, for every feature group, the rows whose inputs or encoder changed since the
-last run, validates each batch with Great Expectations, writes the valid ones as parquet parts of
-the Feast offline store, and materializes the event-time window it wrote to the online store.
+For every feature group (the views' ``group`` tag) a refresh computes the rows whose inputs or
+encoder changed since the last run, validates each batch with Great Expectations, writes the
+valid ones as parquet parts of the Feast offline store, and materializes the event-time window
+it wrote to the online store. The bookkeeping lives here and only here: feature functions return
+their view's fields, and :func:`compute_group` adds ``input_hash`` (post content, author
+content, and the media file's size + mtime) and ``encoder_id`` (the weights' fingerprint, from
+settings, without loading a model).
+
+:func:`refresh` runs it all in this process; ``flows/refresh.py`` runs the same
+:func:`plan_refresh` / :func:`process_batch` / :func:`finish_refresh` as Prefect tasks (threads
+or Dask); the benchmarks call them stage by stage.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -17,28 +26,15 @@ from typing import Any
 
 import pandas as pd
 
+from feature_repo.data_sources import EVENT_TIMESTAMP
+from feature_repo.entities import POST_ID
+from feature_repo.feature_views import ENCODER_ID, INPUT_HASH, embedding_columns, groups
 from smp_platform.config import Settings
 
 log = logging.getLogger(__name__)
 
 # Bump when a tabular feature's definition changes: every tabular row is then recomputed.
 TABULAR_VERSION = "tabular-v1"
-
-
-@dataclass(frozen=True)
-class FeatureGroup:
-    """A set of views computed together by one encoder."""
-
-    name: str
-    views: tuple[str, ...]
-
-
-GROUPS = (
-    FeatureGroup("tabular", ("post_author", "post_temporal", "post_content")),
-    FeatureGroup("text", ("post_text_semantics",)),
-    FeatureGroup("image", ("post_image_semantics",)),
-    FeatureGroup("perplexity", ("post_perplexity",)),
-)
 
 
 @dataclass
@@ -91,14 +87,33 @@ def _hash(*values: Any) -> str:
     ).hexdigest()[:16]
 
 
+def media_fingerprint(path: Any) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a post's media file; None when there is no readable file."""
+    if not isinstance(path, str | os.PathLike) or not str(path):
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
 def input_hashes(posts: pd.DataFrame) -> pd.Series:
-    """What a post's features depend on: its own content and its author's, as loaded."""
-    authors = posts.get("author_content_hash", pd.Series([None] * len(posts), index=posts.index))
-    values = [
-        _hash(content, author)
-        for content, author in zip(posts["content_hash"], authors, strict=True)
-    ]
-    return pd.Series(values, index=posts.index, name="input_hash")
+    """What a post's features depend on: its own content and its author's, as loaded, and the
+    content of its media file (size + mtime), so a changed image at the same path is recomputed.
+
+    A post without a media file hashes as before media counted, so stored rows stay current.
+    """
+    n = len(posts)
+    authors = posts.get("author_content_hash", pd.Series([None] * n, index=posts.index))
+    media = posts.get("media_path", pd.Series([None] * n, index=posts.index))
+    values = []
+    for content, author, path in zip(posts["content_hash"], authors, media, strict=True):
+        fingerprint = media_fingerprint(path)
+        values.append(
+            _hash(content, author) if fingerprint is None else _hash(content, author, *fingerprint)
+        )
+    return pd.Series(values, index=posts.index, name=INPUT_HASH, dtype=object)
 
 
 # -- encoders, loaded once per process (a Dask worker keeps its own) -------------------------
@@ -140,75 +155,82 @@ def load_captioner(settings: Settings) -> Any:
 
 
 def encoder_identity(group: str, settings: Settings) -> str:
-    """The encoder_id a group's rows carry (raises EncoderUnavailable when switched off)."""
+    """The encoder_id a group's rows carry, from the configured weights' fingerprint without
+    loading a model (raises EncoderUnavailable when the group is switched off)."""
+    enc = settings.encoders
     if group == "tabular":
         return TABULAR_VERSION
-    identity = str(load_encoder(group, settings).encoder_id)
-    captioner = load_captioner(settings) if group == "text" else None
-    # Generated captions feed caption_title_similarity: a new captioner recomputes the group.
-    return f"{identity}+{captioner.encoder_id}" if captioner is not None else identity
+    if group == "text":
+        from smp_platform.features.text_embedding import TextEncoder
+
+        identity = TextEncoder.identity(enc)
+        if enc.captioner:
+            from smp_platform.features.captions import ImageCaptioner
+
+            # Generated captions feed caption_title_similarity: a new captioner recomputes it.
+            identity += "+" + ImageCaptioner.identity(enc)
+        return identity
+    if group == "image":
+        from smp_platform.features.image_embedding import ImageEncoder
+
+        return ImageEncoder.identity(enc)
+    if group == "perplexity":
+        from smp_platform.features.perplexity import PerplexityScorer
+
+        return PerplexityScorer.identity(enc)
+    raise ValueError(group)
 
 
 def stale_posts(posts: pd.DataFrame, stored: pd.DataFrame, encoder_id: str) -> pd.DataFrame:
     """Posts whose current inputs/encoder have no stored row (new, changed or re-encoded)."""
-    current = posts[["post_id", "input_hash"]].assign(encoder_id=encoder_id)
-    merged = current.merge(
-        stored[["post_id", "input_hash", "encoder_id"]],
-        on=["post_id", "input_hash", "encoder_id"],
-        how="left",
-        indicator=True,
-    )
-    fresh_ids = set(merged.loc[merged["_merge"] == "both", "post_id"])
-    return posts[~posts["post_id"].isin(fresh_ids)]
+    keys = [POST_ID, INPUT_HASH, ENCODER_ID]
+    current = posts[[POST_ID, INPUT_HASH]].assign(**{ENCODER_ID: encoder_id})
+    merged = current.merge(stored[keys], on=keys, how="left", indicator=True)
+    fresh_ids = set(merged.loc[merged["_merge"] == "both", POST_ID])
+    return posts[~posts[POST_ID].isin(fresh_ids)]
 
 
 # -- computing one batch ---------------------------------------------------------------------
 def compute_group(
     group: str, posts: pd.DataFrame, history: pd.DataFrame | None, settings: Settings
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """Feature frames per view for a batch of posts, and (post_id, reason) to quarantine."""
-    no_quarantine = pd.DataFrame(columns=["post_id", "reason"])
+    """Feature frames per view for a batch of posts (with ``input_hash`` and ``encoder_id``
+    added), and (post_id, reason) to quarantine."""
+    no_quarantine = pd.DataFrame(columns=[POST_ID, "reason"])
     keys = pd.DataFrame(
-        {"post_id": posts["post_id"].to_numpy(), "event_timestamp": posts["posted_at"].to_numpy()}
+        {POST_ID: posts[POST_ID].to_numpy(), EVENT_TIMESTAMP: posts["posted_at"].to_numpy()}
     )
+    quarantine = no_quarantine
     if group == "tabular":
         from smp_platform.features import tabular
 
         assert history is not None
-        frames = {
-            "post_author": tabular.compute_author_features(posts, history),
-            "post_temporal": tabular.compute_temporal_features(posts),
-            "post_content": tabular.compute_content_features(posts),
-        }
-        encoder_id = TABULAR_VERSION
-        quarantine = no_quarantine
+        computed = [
+            tabular.compute_author_features(posts, history),
+            tabular.compute_temporal_features(posts),
+            tabular.compute_content_features(posts),
+        ]
     else:
         from smp_platform.features import signals
 
         encoder = load_encoder(group, settings)
-        encoder_id = encoder_identity(group, settings)
         if group == "text":
             from smp_platform.features.captions import resolve_captions
 
             captions = resolve_captions(posts, load_captioner(settings))
-            frames = {
-                "post_text_semantics": signals.compute_text_semantics(
-                    posts, encoder, captions=captions
-                )
-            }
-            quarantine = no_quarantine
+            computed = [signals.compute_text_semantics(posts, encoder, captions=captions)]
         elif group == "image":
             image_frame, quarantine = signals.compute_image_semantics(posts, encoder)
-            frames = {"post_image_semantics": image_frame}
+            computed = [image_frame]
         else:
-            frames = {"post_perplexity": signals.compute_perplexity(posts, encoder)}
-            quarantine = no_quarantine
-    hashes = dict(zip(posts["post_id"], posts["input_hash"], strict=True))
-    for view, frame in frames.items():
-        frame = frame.drop(columns=["event_timestamp"], errors="ignore").merge(keys, on="post_id")
-        # One definition of "inputs" for every group, so staleness checks agree with writes.
-        frame["input_hash"] = frame["post_id"].map(hashes)
-        frame["encoder_id"] = encoder_id
+            computed = [signals.compute_perplexity(posts, encoder)]
+    encoder_id = encoder_identity(group, settings)
+    hashes = dict(zip(posts[POST_ID], posts[INPUT_HASH], strict=True))
+    frames = {}
+    for view, frame in zip(groups()[group], computed, strict=True):
+        frame = frame.drop(columns=[EVENT_TIMESTAMP], errors="ignore").merge(keys, on=POST_ID)
+        frame[INPUT_HASH] = frame[POST_ID].map(hashes)
+        frame[ENCODER_ID] = encoder_id
         frames[view] = frame
     return frames, quarantine
 
@@ -256,7 +278,7 @@ def process_batch(
 def _embedding_dims(frames: dict[str, pd.DataFrame]) -> dict[str, int]:
     dims: dict[str, int] = {}
     for frame in frames.values():
-        for column in ("text_embedding", "image_embedding"):
+        for column in embedding_columns():
             if column in frame:
                 lengths = frame[column].dropna().map(len)
                 if len(lengths):
@@ -271,36 +293,52 @@ class RefreshPlan:
     stale: dict[str, int]
     disabled: dict[str, str]
 
+    def posts(self, group: str) -> int:
+        return sum(len(ids) for g, ids in self.batches if g == group)
 
-def plan_refresh(settings: Settings, groups: tuple[FeatureGroup, ...] = GROUPS) -> RefreshPlan:
-    """Which posts of which group need computing, split in bounded batches."""
+
+def _input_keys(warehouse: Any) -> pd.DataFrame:
+    """The keys the input hash is made of, for every post (not every column of every post)."""
+    keys = warehouse.post_input_keys()
+    if "media_path" not in keys:
+        # post_input_keys does not carry the media path yet: take it from the posts.
+        media = warehouse.posts_frame()[[POST_ID, "media_path"]]
+        keys = keys.merge(media, on=POST_ID, how="left")
+    return keys
+
+
+def plan_refresh(settings: Settings, group_names: Sequence[str] | None = None) -> RefreshPlan:
+    """Which posts of which group need computing, split in bounded batches.
+
+    A group whose encoder is switched off (or whose weights cannot be loaded when there is work
+    for it) is reported in ``disabled`` with the reason, and logged as a warning.
+    """
     from smp_platform.features.encoders import EncoderUnavailable
     from smp_platform.store import FeatureStoreGateway
     from smp_platform.warehouse import Warehouse
 
     gateway = FeatureStoreGateway(settings)
     gateway.apply()
-    # Only the keys the input hash is made of: the batches read their posts' columns later.
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
-        posts = warehouse.post_input_keys()
-    posts = posts.assign(input_hash=input_hashes(posts))
+        posts = _input_keys(warehouse)
+    posts = posts.assign(**{INPUT_HASH: input_hashes(posts)})
     plan = RefreshPlan(batches=[], stale={}, disabled={})
-    for group in groups:
+    views = groups()
+    for group in group_names or list(views):
         try:
-            encoder_id = encoder_identity(group.name, settings)
+            encoder_id = encoder_identity(group, settings)
+            todo = stale_posts(posts, gateway.current_rows(views[group][0]), encoder_id)
+            if len(todo) and group != "tabular":
+                load_encoder(group, settings)  # weights that cannot load: off now, not mid-run
         except EncoderUnavailable as exc:
-            plan.disabled[group.name] = str(exc)
-            log.warning("feature group %s switched off: %s", group.name, exc)
+            plan.disabled[group] = str(exc)
+            log.warning("feature group %s switched off: %s", group, exc)
             continue
-        stored = gateway.current_rows(group.views[0])
-        todo = stale_posts(posts, stored, encoder_id)
-        plan.stale[group.name] = len(todo)
-        ids = todo["post_id"].tolist()
-        batch = (
-            settings.refresh_batch_size if group.name == "tabular" else settings.model_batch_size
-        )
+        plan.stale[group] = len(todo)
+        ids = todo[POST_ID].tolist()
+        batch = settings.refresh_batch_size if group == "tabular" else settings.model_batch_size
         size = max(1, batch)
-        plan.batches += [(group.name, ids[i : i + size]) for i in range(0, len(ids), size)]
+        plan.batches += [(group, ids[i : i + size]) for i in range(0, len(ids), size)]
     return plan
 
 
@@ -320,6 +358,52 @@ def materialize_written(
     end = max(r.max_ts for r in stamps if r.max_ts) + timedelta(seconds=1)
     views = sorted({v for r in stamps for v in r.rows_written})
     return FeatureStoreGateway(settings).materialize(start, end, views)
+
+
+def finish_refresh(
+    settings: Settings, plan: RefreshPlan, results: list[BatchResult]
+) -> RefreshSummary:
+    """Record quarantined inputs, materialize what was written, and sum the run up."""
+    summary = RefreshSummary(stale=plan.stale, disabled=plan.disabled)
+    for result in results:
+        summary.add(result)
+        for failure in result.failures:
+            log.warning(failure)
+    if any(r.quarantine for r in results):
+        from smp_platform.warehouse import Warehouse
+
+        with Warehouse(settings.warehouse_path) as warehouse:
+            warehouse.quarantine_features(
+                [(pid, f"{r.group}: {why}") for r in results for pid, why in r.quarantine]
+            )
+    summary.materialized_windows = materialize_written(settings, results)
+    return summary
+
+
+BatchDone = Callable[[str, int, "BatchResult"], None]  # (group, posts in the batch, result)
+
+
+def compute_batches(
+    settings: Settings,
+    plan: RefreshPlan,
+    created_at: datetime,
+    on_batch: BatchDone | None = None,
+) -> list[BatchResult]:
+    """Every batch of the plan, one after the other, in this process."""
+    results = []
+    for group, ids in plan.batches:
+        result = process_batch(group, ids, settings, created_at)
+        results.append(result)
+        if on_batch is not None:
+            on_batch(group, len(ids), result)
+    return results
+
+
+def refresh(settings: Settings, on_batch: BatchDone | None = None) -> RefreshSummary:
+    """The whole refresh in this process, without Prefect (the flow runs the same steps)."""
+    plan = plan_refresh(settings)
+    results = compute_batches(settings, plan, now_utc(), on_batch)
+    return finish_refresh(settings, plan, results)
 
 
 def now_utc() -> datetime:

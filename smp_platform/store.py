@@ -22,6 +22,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from feature_repo.data_sources import CREATED_AT, EVENT_TIMESTAMP
+from feature_repo.entities import POST_ID
+from feature_repo.feature_views import ENCODER_ID, INPUT_HASH, VIEW_FIELDS, Dtype
 from smp_platform.config import Settings
 
 if TYPE_CHECKING:
@@ -33,31 +36,24 @@ log = logging.getLogger(__name__)
 PLACEHOLDER_PART = "_schema.parquet"
 
 
-def _arrow_type(feast_type: Any) -> pa.DataType:
-    from feast.types import Array, Bool, Float32, Float64, Int64, String
-
-    mapping = {
-        Float64: pa.float64(),
-        Float32: pa.float32(),
-        Int64: pa.int64(),
-        String: pa.string(),
-        Bool: pa.bool_(),
-    }
-    if isinstance(feast_type, Array):
-        return pa.list_(_arrow_type(feast_type.base_type))
-    return mapping[feast_type]
+_ARROW_TYPES = {
+    Dtype.FLOAT64: pa.float64(),
+    Dtype.FLOAT32: pa.float32(),
+    Dtype.INT64: pa.int64(),
+    Dtype.STRING: pa.string(),
+    Dtype.BOOL: pa.bool_(),
+    Dtype.FLOAT32_ARRAY: pa.list_(pa.float32()),
+}
 
 
 def view_schema(view_name: str) -> pa.Schema:
-    """The arrow schema of a view's parquet parts, derived from the Feast field definitions."""
-    from feature_repo.feature_views import VIEW_FIELDS
-
+    """The arrow schema of a view's parquet parts, derived from the view's field dtypes."""
     fields = [
-        pa.field("post_id", pa.string(), nullable=False),
-        pa.field("event_timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field(POST_ID, pa.string(), nullable=False),
+        pa.field(EVENT_TIMESTAMP, pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field(CREATED_AT, pa.timestamp("us", tz="UTC"), nullable=False),
     ]
-    fields += [pa.field(f.name, _arrow_type(f.dtype)) for f in VIEW_FIELDS[view_name]]
+    fields += [pa.field(f.name, _ARROW_TYPES[f.dtype]) for f in VIEW_FIELDS[view_name]]
     return pa.schema(fields)
 
 
@@ -70,10 +66,10 @@ def to_view_table(view_name: str, frame: pd.DataFrame, created_at: datetime) -> 
     """Cast a feature frame to the view's schema (raises on a missing column: a bug)."""
     schema = view_schema(view_name)
     data = frame.copy()
-    data["event_timestamp"] = _utc_us(data["event_timestamp"]).to_numpy()
+    data[EVENT_TIMESTAMP] = _utc_us(data[EVENT_TIMESTAMP]).to_numpy()
     created = pd.Timestamp(created_at)
     created = created.tz_localize("UTC") if created.tzinfo is None else created.tz_convert("UTC")
-    data["created_at"] = created.floor("us")
+    data[CREATED_AT] = created.floor("us")
     missing = [name for name in schema.names if name not in data.columns]
     if missing:
         raise KeyError(f"{view_name}: feature frame lacks columns {missing}")
@@ -100,7 +96,7 @@ def batch_key(frame: pd.DataFrame) -> str:
     """Content name of a part: same posts and same inputs -> same file (re-runs overwrite)."""
     digest = hashlib.sha1()
     for post_id, input_hash, encoder_id in sorted(
-        zip(frame["post_id"], frame["input_hash"], frame["encoder_id"], strict=True)
+        zip(frame[POST_ID], frame[INPUT_HASH], frame[ENCODER_ID], strict=True)
     ):
         digest.update(f"{post_id}|{input_hash}|{encoder_id}\n".encode())
     return digest.hexdigest()[:20]
@@ -159,11 +155,9 @@ class FeatureStoreGateway:
     # -- registry ------------------------------------------------------------------------
     def apply(self) -> None:
         """Register entity, views and services; every view gets an empty schema part so its
-        glob always matches (a view whose encoder is switched off reads as all-null)."""
-        import yaml
-
-        from feature_repo.feature_services import definitions
-        from feature_repo.feature_views import VIEW_FIELDS
+        glob always matches (a view whose encoder is switched off reads as all-null). Also
+        renders ``<data dir>/feast/`` as a repo the ``feast`` CLI can use (see :meth:`render`)."""
+        from feature_repo import definitions
 
         self.settings.ensure_dirs()
         for view_name in VIEW_FIELDS:
@@ -172,10 +166,35 @@ class FeatureStoreGateway:
             placeholder = view_dir / PLACEHOLDER_PART
             if not placeholder.exists():
                 pq.write_table(view_schema(view_name).empty_table(), placeholder)
-        (self.settings.feast_dir / "feature_store.yaml").write_text(
+        self.render()
+        self.store.apply(definitions(self.settings))
+
+    def render(self) -> Path:
+        """``feature_store.yaml`` plus a one-call ``repo.py`` under ``<data dir>/feast/``, so
+        ``feast -c <data dir>/feast ...`` sees this store and these definitions."""
+        import yaml
+
+        s = self.settings
+        s.feast_dir.mkdir(parents=True, exist_ok=True)
+        (s.feast_dir / "feature_store.yaml").write_text(
             yaml.safe_dump(self.config_dict(), sort_keys=False)
         )
-        self.store.apply(definitions(self.settings.offline_dir))
+        # Only what locates the store: everything else (secrets included) comes from SMP_* env.
+        overrides = {
+            "data_dir": str(s.root),
+            "profile": s.profile,
+            "feast_project": s.feast_project,
+        }
+        (s.feast_dir / "repo.py").write_text(
+            '"""Rendered by smp_platform.store (do not edit): this data dir\'s Feast objects."""\n'
+            "\n"
+            "from feature_repo import definitions\n"
+            "from smp_platform.config import Settings\n"
+            "\n"
+            f"for _obj in definitions(Settings(**{overrides!r})):\n"
+            '    globals()[f"{type(_obj).__name__}_{_obj.name}"] = _obj\n'
+        )
+        return s.feast_dir
 
     def feature_service(self, name: str) -> FeatureService:
         if name not in self._services:
@@ -200,31 +219,34 @@ class FeatureStoreGateway:
         """The latest stored row per post: post_id, input_hash, encoder_id, event_timestamp."""
         import duckdb
 
+        # The glob is a parameter: a data dir may contain quotes.
         query = f"""
-            SELECT post_id, input_hash, encoder_id, event_timestamp
-            FROM read_parquet('{self.view_glob(view_name)}')
+            SELECT {POST_ID}, {INPUT_HASH}, {ENCODER_ID}, {EVENT_TIMESTAMP}
+            FROM read_parquet($glob)
             QUALIFY row_number() OVER (
-                PARTITION BY post_id ORDER BY event_timestamp DESC, created_at DESC) = 1
+                PARTITION BY {POST_ID} ORDER BY {EVENT_TIMESTAMP} DESC, {CREATED_AT} DESC) = 1
         """
         with duckdb.connect() as con:
-            return con.sql(query).df()
+            return con.execute(query, {"glob": self.view_glob(view_name)}).df()
 
     def row_count(self, view_name: str) -> int:
         import duckdb
 
         with duckdb.connect() as con:
-            rows = con.sql(f"SELECT count(*) FROM read_parquet('{self.view_glob(view_name)}')")
+            rows = con.execute(
+                "SELECT count(*) FROM read_parquet($glob)", {"glob": self.view_glob(view_name)}
+            )
             return int(rows.fetchall()[0][0])
 
     def historical_features(self, entity_df: pd.DataFrame, service_name: str) -> pd.DataFrame:
         """Point-in-time join of the service's features onto (post_id, event_timestamp)."""
         entities = entity_df.copy()
-        entities["event_timestamp"] = _utc_us(entities["event_timestamp"]).to_numpy()
+        entities[EVENT_TIMESTAMP] = _utc_us(entities[EVENT_TIMESTAMP]).to_numpy()
         job = self.store.get_historical_features(
             entity_df=entities, features=self.feature_service(service_name)
         )
         frame = job.to_df()
-        return frame.sort_values(["event_timestamp", "post_id"]).reset_index(drop=True)
+        return frame.sort_values([EVENT_TIMESTAMP, POST_ID]).reset_index(drop=True)
 
     # -- online --------------------------------------------------------------------------
     def materialize(
@@ -235,8 +257,6 @@ class FeatureStoreGateway:
         window: timedelta | None = None,
     ) -> int:
         """Materialize [start, end) in bounded windows (memory stays flat as data grows)."""
-        from feature_repo.feature_views import VIEW_FIELDS
-
         names = list(view_names or VIEW_FIELDS)
         window = window or timedelta(days=self.settings.materialize_window_days)
         bounds = []
@@ -259,7 +279,7 @@ class FeatureStoreGateway:
         return len(bounds)
 
     def online_features(self, post_ids: Iterable[str], service_name: str) -> pd.DataFrame:
-        rows = [{"post_id": str(p)} for p in post_ids]
+        rows = [{POST_ID: str(p)} for p in post_ids]
         response = self.store.get_online_features(
             features=self.feature_service(service_name), entity_rows=rows
         )
@@ -276,3 +296,11 @@ def _redis_connection_string(url: str) -> str:
     db = (parsed.path or "/0").lstrip("/") or "0"
     extra = f",password={parsed.password}" if parsed.password else ""
     return f"{host}:{port},db={db}{extra}"
+
+
+def rows_with_features(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
+    """Which rows have at least one served feature (Feast answers nulls for an unknown post)."""
+    present = [c for c in columns if c in frame.columns]
+    if not present:
+        return pd.Series(False, index=frame.index)
+    return frame[present].notna().any(axis=1)

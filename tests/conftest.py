@@ -38,16 +38,19 @@ class Platform:
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Platform:
     """400 real labelled posts through the real pipeline (real encoders, Feast, MLflow)."""
-    from smp_platform import pipeline
+    from flows.promote import promote_flow
+    from flows.refresh import refresh_flow
+    from flows.train import train_flow
     from smp_platform.config import Settings
+    from smp_platform.ingest import ingest
 
     root = tmp_path_factory.mktemp("platform")
     train_dir = write_subset("train", root / "train", n=400)
     unseen_dir = write_subset("unlabeled", root / "unseen", n=40, with_labels=False)
     settings = Settings(data_dir=root / "data", train=fast_train_settings())
     settings.ensure_dirs()
-    pipeline.ingest(settings, "smp-video", train_dir)
-    pipeline.refresh(settings)
-    outcome = pipeline.train(settings)
-    pipeline.promote(settings, outcome.version)
+    ingest(settings, "smp-video", train_dir)
+    refresh_flow(settings)
+    outcome = train_flow(settings)
+    promote_flow(settings, outcome.version)
     return Platform(settings, train_dir, unseen_dir, outcome)

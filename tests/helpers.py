@@ -10,7 +10,7 @@ BUNDLED = REPO / "data" / "smp-video"
 
 def write_subset(split: str, out_dir: Path, n: int, *, with_labels: bool = True) -> Path:
     """The earliest ``n`` posts of a bundled split, in the same format (see slice_smp_video)."""
-    from smp_platform.pipeline import slice_smp_video
+    from smp_platform.ingest import slice_smp_video
 
     return slice_smp_video(BUNDLED / split, out_dir, n, with_labels=with_labels)
 

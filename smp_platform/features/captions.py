@@ -17,6 +17,7 @@ import pandas as pd
 
 from smp_platform.features.encoders import (
     EncoderUnavailable,
+    ResolvedWeights,
     configure_threads,
     encoder_id,
     resolve_weights,
@@ -38,15 +39,26 @@ class ImageCaptioner:
         self.encoder_id = encoder_id
         self.batch_size = batch_size
 
-    @classmethod
-    def from_settings(cls, settings: EncoderSettings) -> ImageCaptioner:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    @staticmethod
+    def _weights(settings: EncoderSettings) -> ResolvedWeights:
         weights = resolve_weights(settings.captioner, setting=SETTING)
         if weights.kind != "dir":
             raise EncoderUnavailable(
                 f"captioner {settings.captioner!r} is not a local model directory; set "
                 f"{setting_hint(SETTING)} to a transformers image-to-text model directory"
             )
+        return weights
+
+    @classmethod
+    def identity(cls, settings: EncoderSettings) -> str:
+        """The encoder_id the configured weights give, without loading them."""
+        weights = cls._weights(settings)
+        return encoder_id(f"captioner:{weights.name}", weights)
+
+    @classmethod
+    def from_settings(cls, settings: EncoderSettings) -> ImageCaptioner:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        weights = cls._weights(settings)
         configure_threads(settings)
         device = select_device(settings)
         from transformers import pipeline
@@ -61,7 +73,7 @@ class ImageCaptioner:
             ) from exc
         return cls(
             pipe,
-            encoder_id=encoder_id(f"captioner:{weights.name}", weights),
+            encoder_id=cls.identity(settings),
             batch_size=settings.batch_size,
         )
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from smp_platform.features.encoders import (
     EncoderUnavailable,
+    ResolvedWeights,
     configure_threads,
     cpu_count,
     encoder_id,
@@ -64,17 +65,28 @@ class ImageEncoder:
         self.decode_workers = decode_workers or min(4, max(1, cpu_count()))
         self.dim = int(_output_dim(model))
 
-    @classmethod
-    def from_settings(cls, settings: EncoderSettings) -> ImageEncoder:
-        """Load ``clip_model`` with ``clip_weights``; EncoderUnavailable when none are usable."""
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    @staticmethod
+    def _weights(settings: EncoderSettings) -> ResolvedWeights:
         if settings.clip_weights is None:
             raise EncoderUnavailable(
                 "CLIP features are off: no CLIP weights configured (none can be downloaded here); "
                 f"set {setting_hint(SETTING)} to a local open_clip checkpoint file for "
                 f"{settings.clip_model} or to local-dir:<dir with open_clip_config.json>"
             )
-        weights = resolve_weights(settings.clip_weights, setting=SETTING)
+        return resolve_weights(settings.clip_weights, setting=SETTING)
+
+    @classmethod
+    def identity(cls, settings: EncoderSettings) -> str:
+        """The encoder_id the configured weights give, without loading them."""
+        weights = cls._weights(settings)
+        arch = weights.name if weights.kind == "dir" else settings.clip_model
+        return encoder_id(f"clip:{arch}", weights)
+
+    @classmethod
+    def from_settings(cls, settings: EncoderSettings) -> ImageEncoder:
+        """Load ``clip_model`` with ``clip_weights``; EncoderUnavailable when none are usable."""
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        weights = cls._weights(settings)
         configure_threads(settings)
         device = select_device(settings)
         import open_clip
@@ -100,12 +112,11 @@ class ImageEncoder:
                 f"({type(exc).__name__}: {exc}); fix {setting_hint(SETTING)} or "
                 f"{setting_hint('encoders.clip_model')}"
             ) from exc
-        arch = weights.name if weights.kind == "dir" else settings.clip_model
         return cls(
             model,
             preprocess,
             tokenizer,
-            encoder_id=encoder_id(f"clip:{arch}", weights),
+            encoder_id=cls.identity(settings),
             device=device,
             batch_size=settings.batch_size,
         )

@@ -224,6 +224,13 @@ class PerplexityScorer:
         self._split = _split_head(self.model, probe)
 
     @classmethod
+    def identity(cls, settings: EncoderSettings) -> str:
+        """The encoder_id the configured weights give, without loading them."""
+        weights = resolve_weights(settings.perplexity_model, setting=SETTING)
+        # the token bound changes the scores, so it is part of the encoder's identity
+        return encoder_id(f"causal-lm:{weights.name}:max{settings.perplexity_max_tokens}", weights)
+
+    @classmethod
     def from_settings(cls, models_dir: Path, settings: EncoderSettings) -> PerplexityScorer:
         """Load ``settings.perplexity_model`` (packaged SmolLM2 by default) on the chosen device."""
         configure_threads(settings)
@@ -232,10 +239,7 @@ class PerplexityScorer:
         return cls(
             model,
             tokenizer,
-            # the token bound changes the scores, so it is part of the encoder's identity
-            encoder_id=encoder_id(
-                f"causal-lm:{weights.name}:max{settings.perplexity_max_tokens}", weights
-            ),
+            encoder_id=cls.identity(settings),
             max_tokens=settings.perplexity_max_tokens,
             device=select_device(settings),
         )
@@ -249,13 +253,13 @@ class PerplexityScorer:
             for ids, text in zip(encoded, clean, strict=True)
         ]
 
-    def score(self, texts: Sequence[str], *, progress: bool = False) -> PerplexityScores:
+    def score(self, texts: Sequence[str]) -> PerplexityScores:
         """Perplexity, log-perplexity and scored token count per text, in input order."""
         unique: dict[str, int] = {}
         for text in texts:
             unique.setdefault(text if isinstance(text, str) else "", len(unique))
         token_ids = self.tokenize(list(unique))
-        nll = self._mean_nll(token_ids, progress=progress)
+        nll = self._mean_nll(token_ids)
         index = np.array([unique[t if isinstance(t, str) else ""] for t in texts], dtype=np.int64)
         counts = np.array([len(ids) for ids in token_ids], dtype=np.int64)[index]
         log_ppl = nll[index]
@@ -274,14 +278,13 @@ class PerplexityScorer:
         if batch:
             yield np.array(batch)
 
-    def _mean_nll(self, token_ids: list[list[int]], *, progress: bool) -> np.ndarray:
+    def _mean_nll(self, token_ids: list[list[int]]) -> np.ndarray:
         import torch
         import torch.nn.functional as F
 
         lengths = np.array([len(ids) for ids in token_ids], dtype=np.int64)
         nll = np.full(len(token_ids), math.nan, dtype=np.float64)
         batches = list(self._batches(lengths))
-        bar = _progress(len(batches), "perplexity") if progress else None
         with torch.inference_mode():
             for rows in batches:
                 width = int(lengths[rows].max()) + 1
@@ -311,10 +314,6 @@ class PerplexityScorer:
                 )[predict]
                 per_row.index_add_(0, row_of_token, token_nll)
                 nll[rows] = (per_row.cpu().numpy() / lengths[rows]).astype(np.float64)
-                if bar is not None:
-                    bar.advance()
-        if bar is not None:
-            bar.close()
         return nll
 
 
@@ -342,25 +341,3 @@ def _load_causal_lm(weights: ResolvedWeights, models_dir: Path) -> tuple[Any, An
             f"cannot load the causal LM from {source}: {exc}; fix {setting_hint(SETTING)}"
         ) from exc
     return model, tokenizer
-
-
-class _progress:
-    """A minimal rich progress bar that degrades to nothing when rich is absent."""
-
-    def __init__(self, total: int, label: str) -> None:
-        try:
-            from rich.progress import Progress
-        except ImportError:  # pragma: no cover
-            self._progress = None
-            return
-        self._progress = Progress(transient=True)
-        self._progress.start()
-        self._task = self._progress.add_task(label, total=total)
-
-    def advance(self) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._task)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()

@@ -1,8 +1,8 @@
 """Model-based feature groups: frame in, frame out (the models are passed in, I/O stays outside).
 
-Each ``compute_*`` returns one row per post with the fields of its Feast view
-(``feature_repo/feature_views.py``) plus ``post_id``, ``input_hash`` and ``encoder_id``: a refresh
-recomputes a row only when its input hash or encoder id changed.
+Each ``compute_*`` returns one row per post with ``post_id`` and the features of its view
+(``feature_repo/feature_views.py``); the refresh adds the bookkeeping (``input_hash``,
+``encoder_id``) that decides when a row is recomputed.
 
 Missing values: a similarity is NaN when either side is missing, including empty text (an empty
 title or no tags has no meaning to compare); an embedding of empty text is still stored (see
@@ -11,9 +11,6 @@ title or no tags has no meaning to compare); an embedding of empty text is still
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -92,23 +89,6 @@ def _present(texts: Sequence[str]) -> np.ndarray:
     return np.array([bool(t.strip()) for t in texts], dtype=bool)
 
 
-def input_hash(*parts: Any) -> str:
-    """Stable hash of JSON-serialisable inputs (None and "" hash differently)."""
-    payload = json.dumps(parts, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:32]
-
-
-def media_fingerprint(path: Any) -> tuple[str | None, int | None, int | None]:
-    """(path, size, mtime_ns) of a media file; size/mtime None when it does not exist."""
-    if not isinstance(path, str | os.PathLike) or not str(path):
-        return None, None, None
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return str(path), None, None
-    return str(path), stat.st_size, stat.st_mtime_ns
-
-
 def _masked(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return np.where(keep, values, np.nan)
 
@@ -143,16 +123,6 @@ def compute_text_semantics(
             "caption_title_similarity": _masked(
                 cosine_rows(caption_vecs, title_vecs), title_ok & caption_ok
             ),
-            "input_hash": [
-                input_hash("text", title, tag_list(raw_tags), caption)
-                for title, raw_tags, caption in zip(
-                    titles,
-                    posts["tags"] if "tags" in posts else [None] * n,
-                    caption_texts,
-                    strict=True,
-                )
-            ],
-            "encoder_id": encoder.encoder_id,
         }
     )
 
@@ -162,8 +132,7 @@ def compute_image_semantics(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """post_image_semantics rows for posts whose image could be read, and the others' reasons.
 
-    The input hash covers the media file (path, size, mtime) and the title, since
-    image_title_similarity depends on both. Returns (features, quarantine[post_id, reason]).
+    Returns (features, quarantine[post_id, reason]).
     """
     paths = list(posts["media_path"]) if "media_path" in posts else [None] * len(posts)
     titles = [_text(t) for t in posts["title"]]
@@ -178,13 +147,7 @@ def compute_image_semantics(
     )
     kept = np.flatnonzero(ok)
     if len(kept) == 0:
-        columns = [
-            "post_id",
-            "image_embedding",
-            "image_title_similarity",
-            "input_hash",
-            "encoder_id",
-        ]
+        columns = ["post_id", "image_embedding", "image_title_similarity"]
         return pd.DataFrame(columns=columns), quarantine
     image_vecs = np.stack([e for e in embeddings if e is not None]).astype(np.float32)
     kept_titles = [titles[i] for i in kept]
@@ -195,10 +158,6 @@ def compute_image_semantics(
             "post_id": post_ids[kept],
             "image_embedding": list(image_vecs),
             "image_title_similarity": similarity,
-            "input_hash": [
-                input_hash("image", *media_fingerprint(paths[i]), titles[i]) for i in kept
-            ],
-            "encoder_id": image_encoder.encoder_id,
         }
     )
     return frame, quarantine
@@ -214,7 +173,5 @@ def compute_perplexity(posts: pd.DataFrame, scorer: PerplexityScorer) -> pd.Data
             "perplexity": scores.perplexity,
             "log_perplexity": scores.log_perplexity,
             "text_token_count": scores.text_token_count.astype(np.int64),
-            "input_hash": [input_hash("perplexity", t) for t in titles],
-            "encoder_id": scorer.encoder_id,
         }
     )

@@ -12,6 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from feature_repo.data_sources import EVENT_TIMESTAMP
 from feature_repo.feature_views import feature_names
 
 _HASHTAG = re.compile(r"#\w+")
@@ -29,7 +30,7 @@ def _keys(posts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "post_id": posts["post_id"].astype(str).to_numpy(),
-            "event_timestamp": pd.to_datetime(posts["posted_at"]).dt.floor("us").to_numpy(),
+            EVENT_TIMESTAMP: pd.to_datetime(posts["posted_at"]).dt.floor("us").to_numpy(),
         }
     )
 
@@ -62,7 +63,7 @@ def compute_author_features(posts: pd.DataFrame, history: pd.DataFrame) -> pd.Da
     out["author_days_since_previous_post"] = (
         hist["author_days_since_previous_post"].astype("float64").to_numpy()
     )
-    return out[["post_id", "event_timestamp", *feature_names("post_author")]]
+    return out[["post_id", EVENT_TIMESTAMP, *feature_names("post_author")]]
 
 
 def compute_temporal_features(posts: pd.DataFrame) -> pd.DataFrame:
@@ -75,7 +76,7 @@ def compute_temporal_features(posts: pd.DataFrame) -> pd.DataFrame:
     out["post_day_of_year"] = ts.dt.dayofyear.astype("int64").to_numpy()
     epoch = ts.astype("datetime64[us]").astype("int64") / 1e6 / SECONDS_PER_DAY
     out["post_epoch_days"] = np.asarray(epoch, dtype="float64")
-    return out[["post_id", "event_timestamp", *feature_names("post_temporal")]]
+    return out[["post_id", EVENT_TIMESTAMP, *feature_names("post_temporal")]]
 
 
 def _tag_list(value: object) -> list[str]:
@@ -137,4 +138,4 @@ def compute_content_features(posts: pd.DataFrame) -> pd.DataFrame:
     # SMPD writes 0/0 for "no location": unknown, not the Gulf of Guinea.
     no_geo = (out["latitude"] == 0) & (out["longitude"] == 0)
     out.loc[no_geo, ["latitude", "longitude", "geo_accuracy"]] = np.nan
-    return out[["post_id", "event_timestamp", *feature_names("post_content")]]
+    return out[["post_id", EVENT_TIMESTAMP, *feature_names("post_content")]]

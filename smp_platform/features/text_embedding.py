@@ -51,6 +51,20 @@ class TextEncoder:
         self.dim = int(dim)
 
     @classmethod
+    def identity(cls, settings: EncoderSettings) -> str:
+        """The encoder_id the configured weights give, without loading them."""
+        if settings.text_model is None:
+            raise EncoderUnavailable(
+                f"switched off: no text model configured; set {setting_hint(SETTING)}"
+            )
+        if settings.text_model.strip().lower() == CLIP_TEXT:
+            from smp_platform.features.image_embedding import ImageEncoder
+
+            return ImageEncoder.identity(settings) + ":text"
+        weights = resolve_weights(settings.text_model, setting=SETTING)
+        return encoder_id(f"sentence:{weights.name}", weights)
+
+    @classmethod
     def from_settings(cls, settings: EncoderSettings) -> TextEncoder:
         """The configured sentence encoder; ``text_model="clip"`` uses the CLIP text tower."""
         if settings.text_model is None:
@@ -98,9 +112,7 @@ class TextEncoder:
             return np.asarray(vectors, dtype=np.float32)
 
         dim = _embedding_dim(model)
-        return cls(
-            encode_unique, encoder_id=encoder_id(f"sentence:{weights.name}", weights), dim=dim
-        )
+        return cls(encode_unique, encoder_id=cls.identity(settings), dim=dim)
 
     def encode(self, texts: Sequence[str | None]) -> np.ndarray:
         """(len(texts), dim) float32 unit vectors; ``None`` is encoded as ``""``."""

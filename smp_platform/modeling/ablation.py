@@ -3,7 +3,8 @@
 Rows (cumulative): tabular only; + text embedding (PCA, no adapter); + adapted text embedding;
 + perplexity; + inconsistency signals (similarities); all (+ adapted image embedding and every
 other served feature in the frame). Each row is trained on the time-split training posts and
-scored (SRC, MAE) on the latest posts; MLflow gets a parent run with one nested run per row.
+scored (SRC, MAE) on the latest posts. Logging to MLflow is the evaluate verb's job
+(:mod:`smp_platform.evaluate`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from smp_platform.modeling.evaluate import with_baseline
@@ -22,9 +22,6 @@ if TYPE_CHECKING:
     from smp_platform.config import TrainSettings
 
 log = logging.getLogger(__name__)
-
-TEXT_EMBEDDING = "text_embedding"
-IMAGE_EMBEDDING = "image_embedding"
 
 
 @dataclass(frozen=True)
@@ -36,7 +33,7 @@ class AblationStep:
 
 def ablation_steps(available: list[str]) -> list[AblationStep]:
     """The six cumulative feature sets, limited to the columns ``available`` in the frame."""
-    from feature_repo.feature_views import TABULAR_VIEWS, VIEW_FIELDS, feature_names
+    from feature_repo.feature_views import VIEWS, embedding_columns
     from smp_platform.modeling.report import similarity_columns
 
     present = set(available)
@@ -44,91 +41,55 @@ def ablation_steps(available: list[str]) -> list[AblationStep]:
     def keep(names: list[str]) -> list[str]:
         return [n for n in names if n in present]
 
-    tabular = keep([n for view in TABULAR_VIEWS for n in feature_names(view)])
-    text = keep([TEXT_EMBEDDING])
-    perplexity = keep(feature_names("post_perplexity"))
+    def of_group(group: str) -> list[str]:
+        return [f.name for v in VIEWS if v.group == group for f in v.features]
+
+    text_embedding = tuple(embedding_columns("text"))
+    image_embedding = tuple(embedding_columns("image"))
+    tabular = keep(of_group("tabular"))
+    text = keep(list(text_embedding))
+    perplexity = keep(of_group("perplexity"))
     similarities = keep(similarity_columns())
-    served = keep([n for view in VIEW_FIELDS for n in feature_names(view)])
+    served = keep([f.name for v in VIEWS for f in v.features])
     everything = list(dict.fromkeys([*tabular, *text, *perplexity, *similarities, *served]))
     cumulative: list[tuple[str, list[str], tuple[str, ...]]] = [
         ("tabular", tabular, ()),
         ("+ text embedding", tabular + text, ()),
-        ("+ adapted text embedding", tabular + text, (TEXT_EMBEDDING,)),
-        ("+ perplexity", tabular + text + perplexity, (TEXT_EMBEDDING,)),
+        ("+ adapted text embedding", tabular + text, text_embedding),
+        ("+ perplexity", tabular + text + perplexity, text_embedding),
         (
             "+ inconsistency signals",
             tabular + text + perplexity + similarities,
-            (TEXT_EMBEDDING,),
+            text_embedding,
         ),
-        ("all", everything, (TEXT_EMBEDDING, IMAGE_EMBEDDING)),
+        ("all", everything, text_embedding + image_embedding),
     ]
     return [AblationStep(name, tuple(cols), adapted) for name, cols, adapted in cumulative]
 
 
-def run_ablation(frame: pd.DataFrame, settings: TrainSettings, tracking_uri: str) -> pd.DataFrame:
-    """Train and score each ablation row; returns one row per step (see :func:`format_ablation`)."""
-    import mlflow
-    from mlflow import MlflowClient
-    from smp_platform.modeling.registry import (
-        default_artifact_location,
-        ensure_experiment,
-        tracking,
-    )
+def run_ablation(frame: pd.DataFrame, settings: TrainSettings) -> pd.DataFrame:
+    """Train and score each ablation row on the time split; one row per step (with its
+    ``feature_columns`` and ``adapted``), ``attrs`` n_train / n_valid."""
     from smp_platform.modeling.train import time_split, train_model
 
     labelled = frame[frame[LABEL].notna()]
     train, valid = time_split(labelled, settings.validation_fraction)
-    steps = ablation_steps(list(frame.columns))
-    client = MlflowClient(tracking_uri=tracking_uri)
-    experiment_id = ensure_experiment(
-        client, settings.experiment, default_artifact_location(tracking_uri)
-    )
     rows = []
-    with (
-        tracking(tracking_uri),
-        mlflow.start_run(experiment_id=experiment_id, run_name="ablation") as parent,
-    ):
-        mlflow.set_tag("kind", "ablation")
-        mlflow.log_params(settings.model_dump())
-        mlflow.log_params({"n_train": len(train), "n_valid": len(valid)})
-        for step in steps:
-            with mlflow.start_run(
-                experiment_id=experiment_id, run_name=step.name, nested=True
-            ) as child:
-                trained = train_model(
-                    train, settings, list(step.feature_columns), adapted=step.adapted
-                )
-                scores = with_baseline(valid[LABEL], trained.predict(valid), trained.train_median)
-                mlflow.log_params(
-                    {
-                        "step": step.name,
-                        "feature_columns": ",".join(step.feature_columns),
-                        "adapted": ",".join(step.adapted) or "-",
-                        "n_features": len(step.feature_columns),
-                    }
-                )
-                mlflow.log_metrics({f"valid_{k}": v for k, v in scores.items()})
-            rows.append(
-                {
-                    "step": step.name,
-                    "n_features": len(step.feature_columns),
-                    "src": scores["src"],
-                    "mae": scores["mae"],
-                    "baseline_src": scores["baseline_src"],
-                    "baseline_mae": scores["baseline_mae"],
-                    "run_id": child.info.run_id,
-                }
-            )
-            log.info("ablation %-26s SRC %.4f  MAE %.4f", step.name, scores["src"], scores["mae"])
-        table = pd.DataFrame(rows)
-        mlflow.log_text(format_ablation(table), "ablation.txt")
-        mlflow.log_metrics(
+    for step in ablation_steps(list(frame.columns)):
+        trained = train_model(train, settings, list(step.feature_columns), adapted=step.adapted)
+        scores = with_baseline(valid[LABEL], trained.predict(valid), trained.train_median)
+        rows.append(
             {
-                "best_src": float(np.nanmax(table["src"])),
-                "best_mae": float(np.nanmin(table["mae"])),
+                "step": step.name,
+                "n_features": len(step.feature_columns),
+                "feature_columns": ",".join(step.feature_columns),
+                "adapted": ",".join(step.adapted) or "-",
+                **scores,
             }
         )
-    table.attrs["parent_run_id"] = parent.info.run_id
+        log.info("ablation %-26s SRC %.4f  MAE %.4f", step.name, scores["src"], scores["mae"])
+    table = pd.DataFrame(rows)
+    table.attrs.update(n_train=len(train), n_valid=len(valid))
     return table
 
 

@@ -1,7 +1,7 @@
 """Training/serving frame -> model matrix for CatBoost.
 
-Column kinds come from the Feast feature views (``feature_repo.feature_views.VIEW_FIELDS``):
-``String`` fields are categorical, ``Array`` fields are embeddings, the rest are numeric. The
+Column kinds come from the feature views' dtypes (``feature_repo.feature_views``):
+``string`` fields are categorical, array fields are embeddings, the rest are numeric. The
 embeddings are adapted (CLIP-Adapter, cross-fitted on training rows) and reduced with PCA to
 ``settings.embedding_components`` columns each (``text_embedding_pc0`` ...); scalar signals
 (similarities, perplexity) stay as they are.
@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from feature_repo.data_sources import EVENT_TIMESTAMP
+from feature_repo.feature_views import DTYPES, Dtype, embedding_columns
 from smp_platform.modeling.adapter import Adapter, crossfit_transform
 
 if TYPE_CHECKING:
@@ -24,9 +26,10 @@ if TYPE_CHECKING:
     from smp_platform.config import TrainSettings
 
 LABEL = "popularity"
-TIMESTAMP = "event_timestamp"
-# Embeddings the paper adapts before the regressor (CLIP text and image features).
-ADAPTED_EMBEDDINGS: tuple[str, ...] = ("text_embedding", "image_embedding")
+TIMESTAMP = EVENT_TIMESTAMP
+# Embeddings the paper adapts before the regressor (CLIP text and image features): every
+# Array-typed feature of the views.
+ADAPTED_EMBEDDINGS: tuple[str, ...] = tuple(embedding_columns())
 MISSING_CATEGORY = "missing"
 
 
@@ -44,12 +47,8 @@ class FeatureSpec:
 
 
 def feature_kinds(feature_columns: Sequence[str]) -> FeatureSpec:
-    """Split feature columns into numeric / categorical / embedding using the Feast dtypes."""
-    from feast.types import Array, String
-
-    from feature_repo.feature_views import VIEW_FIELDS
-
-    dtypes = {f.name: f.dtype for fields in VIEW_FIELDS.values() for f in fields}
+    """Split feature columns into numeric / categorical / embedding using the views' dtypes."""
+    dtypes = DTYPES
     unknown = [c for c in feature_columns if c not in dtypes]
     if unknown:
         raise ValueError(
@@ -59,9 +58,9 @@ def feature_kinds(feature_columns: Sequence[str]) -> FeatureSpec:
     numeric, categorical, embedding = [], [], []
     for column in dict.fromkeys(feature_columns):
         dtype = dtypes[column]
-        if isinstance(dtype, Array):
+        if dtype.is_array:
             embedding.append(column)
-        elif dtype == String:
+        elif dtype == Dtype.STRING:
             categorical.append(column)
         else:
             numeric.append(column)

@@ -32,13 +32,16 @@ def _pyplot() -> Any:
 
 
 def similarity_columns() -> list[str]:
-    """The inconsistency signals: numeric fields of the text/image semantics views."""
-    from feature_repo.feature_views import VIEW_FIELDS
+    """The inconsistency signals: the similarity features of the text and image groups."""
+    from feature_repo.feature_views import VIEWS
 
-    names = []
-    for view in ("post_text_semantics", "post_image_semantics"):
-        names += [f.name for f in VIEW_FIELDS[view] if f.name.endswith("_similarity")]
-    return names
+    return [
+        f.name
+        for view in VIEWS
+        if view.group in ("text", "image")
+        for f in view.features
+        if f.name.endswith("_similarity")
+    ]
 
 
 def popularity_bands(popularity: pd.Series, bands: int = POPULARITY_BANDS) -> pd.Series:

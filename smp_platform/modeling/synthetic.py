@@ -16,11 +16,10 @@ CATEGORY_EFFECT = {"travel": 0.4, "food": 0.1, "pets": 0.6, "sport": -0.2, "art"
 
 
 def served_feature_columns(feature_service: str = "popularity_v1") -> list[str]:
-    """The feature columns a feature service serves (view fields without cache bookkeeping)."""
-    from feature_repo.feature_services import SERVICE_VIEWS
-    from feature_repo.feature_views import feature_names
+    """The feature columns a feature service serves (its projections)."""
+    from feature_repo.feature_services import service_spec
 
-    return [name for view in SERVICE_VIEWS[feature_service] for name in feature_names(view)]
+    return service_spec(feature_service).columns
 
 
 def synthetic_frame(

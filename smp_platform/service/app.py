@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from smp_platform.config import Settings
-from smp_platform.datasets import rows_with_features
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +61,16 @@ class ChampionCache:
         return self._champion
 
     def _load_if_changed(self) -> LoadedChampion | None:
-        from smp_platform.training import current_champion, load_model
+        from smp_platform.registry import ModelRegistry
 
-        found = current_champion(self.settings)
+        registry = ModelRegistry(self.settings)
+        found = registry.champion()
         if found is None:
             return None
         version, feature_service = found
         if self._champion and self._champion.version == version:
             return self._champion
-        model, columns = load_model(self.settings, version)
+        model, columns = registry.load_with_columns(version)
         feature_service = feature_service or self.settings.feature_service
         log.info(
             "serving %s version %s (feature service %s)",
@@ -82,7 +82,7 @@ class ChampionCache:
 
 
 def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
-    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.store import FeatureStoreGateway, rows_with_features
 
     app = FastAPI(title="smp-platform prediction service", version="1")
     gateway = FeatureStoreGateway(settings)

@@ -1,4 +1,4 @@
-"""Expectation suites per feature view, derived from ``feature_repo.feature_views.VIEW_FIELDS``.
+"""Expectation suites per feature view, derived from ``feature_repo.feature_views``.
 
 Names and dtypes come from the Feast views (the one place for them); this module only adds what
 a dtype cannot say: value ranges, how many nulls a column may have, and the embedding checks.
@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from feast.types import Array, Float32, Float64, Int32, Int64
 
-from feature_repo.feature_views import CACHE_FIELDS, VIEW_FIELDS
+from feature_repo.data_sources import EVENT_TIMESTAMP
+from feature_repo.entities import POST_ID
+from feature_repo.feature_views import BOOKKEEPING_FIELDS, VIEW_FIELDS, Dtype
 
 if TYPE_CHECKING:
     import great_expectations as gx
 
-ENTITY_COLUMN = "post_id"
-TIMESTAMP_COLUMN = "event_timestamp"
+ENTITY_COLUMN = POST_ID
+TIMESTAMP_COLUMN = EVENT_TIMESTAMP
 # Helper column with the row's position: GE reports it next to post_id, so a null post_id can
 # still be pointed at.
 ROW_COLUMN = "__row"
@@ -30,8 +31,6 @@ DEFAULT_MAX_NULL_FRACTION = 0.5
 # Cosine similarities computed in float32 can overshoot +-1 by rounding.
 SIMILARITY_EPSILON = 1e-4
 UNIT_NORM_TOLERANCE = 1e-3
-
-NUMERIC_DTYPES = (Int32, Int64, Float32, Float64)
 
 
 @dataclass(frozen=True)
@@ -53,103 +52,88 @@ OPTIONAL_NON_NEGATIVE = ColumnRule(min_value=0, max_null_fraction=1.0)
 SIMILARITY = ColumnRule(min_value=-1 - SIMILARITY_EPSILON, max_value=1 + SIMILARITY_EPSILON)
 REQUIRED = ColumnRule(max_null_fraction=0.0)
 
-# Per-view rules, keyed by field name. Fields not listed get the default rule (finite if numeric,
-# at most DEFAULT_MAX_NULL_FRACTION null). Many author/media/geo columns exist in one dataset and
-# not the other (SMPD has no follower counts, SMP-Video no geo or categories): fully null allowed.
-VIEW_RULES: dict[str, dict[str, ColumnRule]] = {
-    "post_author": {
-        "author_follower_count_log": OPTIONAL_NON_NEGATIVE,
-        "author_following_count_log": OPTIONAL_NON_NEGATIVE,
-        "author_likes_count_log": OPTIONAL_NON_NEGATIVE,
-        "author_post_count_log": NON_NEGATIVE,
-        "author_digg_count_log": OPTIONAL_NON_NEGATIVE,
-        "author_friend_count_log": OPTIONAL_NON_NEGATIVE,
-        "author_likes_per_post_log": OPTIONAL_NON_NEGATIVE,
-        "author_follower_following_log_ratio": OPTIONAL,
-        "author_is_pro": ColumnRule(value_set=(0.0, 1.0), max_null_fraction=1.0),
-        "author_account_age_days": OPTIONAL,  # "as reported": clocks disagree, sign not checked
-        "author_prior_posts": ColumnRule(min_value=0, max_null_fraction=0.0),
-        # null for an author's first post in the warehouse, which can be most posts
-        "author_days_since_previous_post": OPTIONAL_NON_NEGATIVE,
-    },
-    "post_temporal": {
-        "post_hour": ColumnRule(min_value=0, max_value=23, max_null_fraction=0.0),
-        "post_weekday": ColumnRule(min_value=0, max_value=6, max_null_fraction=0.0),
-        "post_month": ColumnRule(min_value=1, max_value=12, max_null_fraction=0.0),
-        "post_day_of_year": ColumnRule(min_value=1, max_value=366, max_null_fraction=0.0),
-        "post_epoch_days": REQUIRED,
-    },
-    "post_content": {
-        "title_length": NON_NEGATIVE,
-        "title_word_count": NON_NEGATIVE,
-        "title_hashtag_count": NON_NEGATIVE,
-        "title_uppercase_ratio": ColumnRule(min_value=0, max_value=1),
-        "title_digit_count": NON_NEGATIVE,
-        "tag_count": NON_NEGATIVE,
-        "tags_length": NON_NEGATIVE,
-        "category": OPTIONAL,
-        "subcategory": OPTIONAL,
-        "concept": OPTIONAL,
-        "media_type": OPTIONAL,
-        "media_width": OPTIONAL_NON_NEGATIVE,
-        "media_height": OPTIONAL_NON_NEGATIVE,
-        "media_aspect_ratio": OPTIONAL_NON_NEGATIVE,
-        "media_duration": OPTIONAL_NON_NEGATIVE,
-        "music_duration": OPTIONAL_NON_NEGATIVE,
-        "music_is_original": OPTIONAL,
-        "latitude": ColumnRule(min_value=-90, max_value=90, max_null_fraction=1.0),
-        "longitude": ColumnRule(min_value=-180, max_value=180, max_null_fraction=1.0),
-        "geo_accuracy": OPTIONAL_NON_NEGATIVE,
-    },
-    "post_text_semantics": {
-        "text_embedding": ColumnRule(unit_norm=True),
-        "text_tags_similarity": ColumnRule(
-            min_value=SIMILARITY.min_value, max_value=SIMILARITY.max_value, max_null_fraction=1.0
-        ),  # null when a post has no tags
-        "caption_title_similarity": ColumnRule(
-            min_value=SIMILARITY.min_value, max_value=SIMILARITY.max_value, max_null_fraction=1.0
-        ),  # null while no captioner is configured
-    },
-    "post_image_semantics": {
-        "image_embedding": ColumnRule(unit_norm=True),
-        "image_title_similarity": SIMILARITY,
-    },
-    "post_perplexity": {
-        "perplexity": ColumnRule(min_value=1, strict_min=True),
-        "log_perplexity": ColumnRule(min_value=0, strict_min=True),
-        "text_token_count": NON_NEGATIVE,
-    },
+# Rules keyed by field name (names are unique across views). Fields not listed get the default
+# rule (finite if numeric, at most DEFAULT_MAX_NULL_FRACTION null). Many author/media/geo columns
+# exist in one dataset and not the other (SMPD has no follower counts, SMP-Video no geo or
+# categories): fully null allowed.
+FIELD_RULES: dict[str, ColumnRule] = {
+    "author_follower_count_log": OPTIONAL_NON_NEGATIVE,
+    "author_following_count_log": OPTIONAL_NON_NEGATIVE,
+    "author_likes_count_log": OPTIONAL_NON_NEGATIVE,
+    "author_post_count_log": NON_NEGATIVE,
+    "author_digg_count_log": OPTIONAL_NON_NEGATIVE,
+    "author_friend_count_log": OPTIONAL_NON_NEGATIVE,
+    "author_likes_per_post_log": OPTIONAL_NON_NEGATIVE,
+    "author_follower_following_log_ratio": OPTIONAL,
+    "author_is_pro": ColumnRule(value_set=(0.0, 1.0), max_null_fraction=1.0),
+    "author_account_age_days": OPTIONAL,  # "as reported": clocks disagree, sign not checked
+    "author_prior_posts": ColumnRule(min_value=0, max_null_fraction=0.0),
+    # null for an author's first post in the warehouse, which can be most posts
+    "author_days_since_previous_post": OPTIONAL_NON_NEGATIVE,
+    "post_hour": ColumnRule(min_value=0, max_value=23, max_null_fraction=0.0),
+    "post_weekday": ColumnRule(min_value=0, max_value=6, max_null_fraction=0.0),
+    "post_month": ColumnRule(min_value=1, max_value=12, max_null_fraction=0.0),
+    "post_day_of_year": ColumnRule(min_value=1, max_value=366, max_null_fraction=0.0),
+    "post_epoch_days": REQUIRED,
+    "title_length": NON_NEGATIVE,
+    "title_word_count": NON_NEGATIVE,
+    "title_hashtag_count": NON_NEGATIVE,
+    "title_uppercase_ratio": ColumnRule(min_value=0, max_value=1),
+    "title_digit_count": NON_NEGATIVE,
+    "tag_count": NON_NEGATIVE,
+    "tags_length": NON_NEGATIVE,
+    "category": OPTIONAL,
+    "subcategory": OPTIONAL,
+    "concept": OPTIONAL,
+    "media_type": OPTIONAL,
+    "media_width": OPTIONAL_NON_NEGATIVE,
+    "media_height": OPTIONAL_NON_NEGATIVE,
+    "media_aspect_ratio": OPTIONAL_NON_NEGATIVE,
+    "media_duration": OPTIONAL_NON_NEGATIVE,
+    "music_duration": OPTIONAL_NON_NEGATIVE,
+    "music_is_original": OPTIONAL,
+    "latitude": ColumnRule(min_value=-90, max_value=90, max_null_fraction=1.0),
+    "longitude": ColumnRule(min_value=-180, max_value=180, max_null_fraction=1.0),
+    "geo_accuracy": OPTIONAL_NON_NEGATIVE,
+    "text_embedding": ColumnRule(unit_norm=True),
+    "text_tags_similarity": ColumnRule(
+        min_value=SIMILARITY.min_value, max_value=SIMILARITY.max_value, max_null_fraction=1.0
+    ),  # null when a post has no tags
+    "caption_title_similarity": ColumnRule(
+        min_value=SIMILARITY.min_value, max_value=SIMILARITY.max_value, max_null_fraction=1.0
+    ),  # null while no captioner is configured
+    "image_embedding": ColumnRule(unit_norm=True),
+    "image_title_similarity": SIMILARITY,
+    "perplexity": ColumnRule(min_value=1, strict_min=True),
+    "log_perplexity": ColumnRule(min_value=0, strict_min=True),
+    "text_token_count": NON_NEGATIVE,
 }
 # Every row says what it was computed from: a null here would make it recomputed forever.
-for _rules in VIEW_RULES.values():
-    for _field in CACHE_FIELDS:
-        _rules[_field.name] = REQUIRED
+FIELD_RULES.update({_field.name: REQUIRED for _field in BOOKKEEPING_FIELDS})
 
 
 def _check_rules_name_declared_fields() -> None:
     # A renamed field must not leave a rule silently checking nothing.
-    for view_name, rules in VIEW_RULES.items():
-        declared = {f.name for f in VIEW_FIELDS[view_name]}
-        unknown = sorted(set(rules) - declared)
-        if unknown:
-            raise ValueError(f"validation rules for {view_name} name undeclared fields {unknown}")
+    declared = {f.name for fields in VIEW_FIELDS.values() for f in fields}
+    unknown = sorted(set(FIELD_RULES) - declared)
+    if unknown:
+        raise ValueError(f"validation rules name undeclared fields {unknown}")
 
 
-def is_embedding(dtype: object) -> bool:
-    return isinstance(dtype, Array)
+def is_embedding(dtype: Dtype) -> bool:
+    return dtype.is_array
 
 
 def column_rules(
     view_name: str, null_bounds: Mapping[str, float] | None = None
-) -> dict[str, tuple[object, ColumnRule]]:
+) -> dict[str, tuple[Dtype, ColumnRule]]:
     """Each declared field of ``view_name`` with its dtype and rule (``null_bounds`` overrides)."""
     if view_name not in VIEW_FIELDS:
         raise KeyError(f"unknown feature view {view_name!r}; known: {sorted(VIEW_FIELDS)}")
     _check_rules_name_declared_fields()
-    rules = VIEW_RULES.get(view_name, {})
-    out: dict[str, tuple[object, ColumnRule]] = {}
+    out: dict[str, tuple[Dtype, ColumnRule]] = {}
     for field in VIEW_FIELDS[view_name]:
-        rule = rules.get(field.name, ColumnRule())
+        rule = FIELD_RULES.get(field.name, ColumnRule())
         if null_bounds and field.name in null_bounds:
             rule = ColumnRule(**{**rule.__dict__, "max_null_fraction": null_bounds[field.name]})
         out[field.name] = (field.dtype, rule)
@@ -202,7 +186,7 @@ def build_suite(
                     )
                 )
             continue
-        if dtype in NUMERIC_DTYPES:
+        if dtype.is_numeric:
             # "between" alone lets +-inf through where a side is unbounded: a helper column says
             # whether each non-null value is a finite number.
             add(ex.ExpectColumnValuesToBeInSet(column=f"{name}__finite", value_set=[True]))
@@ -299,7 +283,7 @@ def prepare_frame(
                 expected = modal_length(dims)
             # No non-null embedding: any dimension is vacuously right.
             parameters[dim_parameter(name)] = int(expected) if expected is not None else 0
-        elif dtype in NUMERIC_DTYPES:
+        elif dtype.is_numeric:
             prepared[f"{name}__finite"] = _finite_flags(prepared[name])
     return prepared, parameters
 

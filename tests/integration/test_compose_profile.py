@@ -78,17 +78,21 @@ def test_refresh_train_promote_and_lookup_on_postgres_and_redis(
 ) -> None:
     import psycopg
 
-    from smp_platform import pipeline
+    from flows.promote import promote_flow
+    from flows.refresh import refresh_flow
+    from flows.train import train_flow
+    from smp_platform.ingest import ingest
+    from smp_platform.service.runner import running_service
 
     settings = compose_settings
     redis_client = _redis()
     data = write_subset("train", tmp_path / "train", n=150)
-    pipeline.ingest(settings, "smp-video", data)
-    summary = pipeline.refresh(settings)
+    ingest(settings, "smp-video", data)
+    summary = refresh_flow(settings)
     assert summary.written["post_temporal"] == 150
     assert set(summary.disabled) >= {"text", "perplexity"}
-    outcome = pipeline.train(settings)
-    decision = pipeline.promote(settings, outcome.version)
+    outcome = train_flow(settings)
+    decision = promote_flow(settings, outcome.version)
     assert "first champion" in str(decision)
 
     # The stores really are the servers: registry and MLflow tables in Postgres, rows in Redis.
@@ -106,7 +110,7 @@ def test_refresh_train_promote_and_lookup_on_postgres_and_redis(
     assert redis_client.dbsize() > 0
 
     post_id = pd.read_json(next(data.glob("*posts*")), lines=True)["pid"].iloc[-1]
-    with pipeline.running_service(settings) as url:
+    with running_service(settings) as url:
         body = httpx.get(f"{url}/v1/posts/{post_id}/popularity", timeout=30).json()
     assert body["post_id"] == post_id
     assert body["model_version"] == outcome.version

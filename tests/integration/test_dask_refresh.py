@@ -8,8 +8,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from smp_platform import pipeline
+from flows.refresh import run_refresh
 from smp_platform.config import EncoderSettings, Settings
+from smp_platform.ingest import ingest
 from tests.helpers import write_subset
 
 pytestmark = pytest.mark.integration
@@ -36,8 +37,8 @@ def test_dask_refresh_matches_the_in_process_refresh(tmp_path: Path, prefect_ser
             encoders=EncoderSettings(perplexity_model=None),
         )
         settings.ensure_dirs()
-        pipeline.ingest(settings, "smp-video", data)
-        summary = pipeline.refresh(settings, use_dask=runner == "dask")
+        ingest(settings, "smp-video", data)
+        summary = run_refresh(settings, use_dask=runner == "dask")
         assert summary.written["post_temporal"] == 120
         results[runner] = {view: _features(settings, view) for view in VIEWS}
     for view in VIEWS:

@@ -9,8 +9,11 @@ import pandas as pd
 import pytest
 
 from feature_repo.feature_views import VIEW_FIELDS
-from smp_platform import pipeline
+from flows.refresh import refresh_flow
 from smp_platform.config import Settings
+from smp_platform.ingest import ingest
+from smp_platform.predict import predict_batch
+from smp_platform.service.runner import running_service
 from smp_platform.store import FeatureStoreGateway
 
 pytestmark = pytest.mark.integration
@@ -37,14 +40,14 @@ def test_refresh_wrote_every_enabled_group_and_switched_off_the_image_group(plat
 
 def test_second_refresh_computes_and_adds_nothing(platform) -> None:
     before = _view_rows(platform.settings)
-    summary = pipeline.refresh(platform.settings)
+    summary = refresh_flow(platform.settings)
     assert _view_rows(platform.settings) == before
     assert sum(summary.written.values()) == 0
     assert all(n == 0 for n in summary.stale.values())
 
 
 def test_training_frame_features_match_the_offline_rows(platform) -> None:
-    from smp_platform.datasets import labelled_frame
+    from smp_platform.train import labelled_frame
 
     frame = labelled_frame(platform.settings)
     assert len(frame) == 400
@@ -57,9 +60,9 @@ def test_training_frame_features_match_the_offline_rows(platform) -> None:
 
 
 def test_the_first_trained_version_became_champion_with_its_feature_service(platform) -> None:
-    from smp_platform.training import current_champion
+    from smp_platform.registry import ModelRegistry
 
-    version, service = current_champion(platform.settings)
+    version, service = ModelRegistry(platform.settings).champion()
     assert version == platform.train_outcome.version
     assert service == platform.settings.feature_service
     metrics = platform.train_outcome.metrics
@@ -68,11 +71,11 @@ def test_the_first_trained_version_became_champion_with_its_feature_service(plat
 
 def test_online_prediction_equals_batch_prediction_for_unseen_posts(platform, tmp_path) -> None:
     output = tmp_path / "predictions.csv"
-    n = pipeline.predict_batch(platform.settings, "smp-video", platform.unseen_dir, output)
+    n = predict_batch(platform.settings, "smp-video", platform.unseen_dir, output)
     batch = pd.read_csv(output, dtype={"post_id": str})
     assert n == len(batch) == 40
     assert batch["popularity"].between(0, 20).all()
-    with pipeline.running_service(platform.settings) as url:
+    with running_service(platform.settings) as url:
         online = {
             pid: httpx.get(f"{url}/v1/posts/{pid}/popularity", timeout=30).json()
             for pid in batch["post_id"]
@@ -85,7 +88,7 @@ def test_online_prediction_equals_batch_prediction_for_unseen_posts(platform, tm
 
 
 def test_service_answers_404_for_an_unknown_post_and_reports_health(platform) -> None:
-    with pipeline.running_service(platform.settings) as url:
+    with running_service(platform.settings) as url:
         missing = httpx.get(f"{url}/v1/posts/NO_SUCH_POST/popularity", timeout=30)
         health = httpx.get(f"{url}/healthz", timeout=30).json()
     assert missing.status_code == 404
@@ -99,14 +102,14 @@ def test_service_answers_404_for_an_unknown_post_and_reports_health(platform) ->
 
 def test_a_new_champion_is_served_without_a_restart(platform) -> None:
     from mlflow import MlflowClient
-    from smp_platform.training import train_candidate
+    from smp_platform.train import train_candidate
 
     settings = platform.settings
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     name = settings.train.model_name
     old = str(client.get_model_version_by_alias(name, "champion").version)
     post_id = pd.read_json(next(platform.train_dir.glob("*posts*")), lines=True)["pid"].iloc[0]
-    with pipeline.running_service(settings, poll_seconds=0) as url:
+    with running_service(settings, poll_seconds=0) as url:
         before = httpx.get(f"{url}/v1/posts/{post_id}/popularity", timeout=30).json()
         retrained = settings.model_copy(
             update={"train": settings.train.model_copy(update={"seed": 7, "iterations": 60})}
@@ -123,7 +126,8 @@ def test_a_new_champion_is_served_without_a_restart(platform) -> None:
 
 def test_promotion_refuses_a_worse_candidate_and_keeps_the_alias(platform) -> None:
     from mlflow import MlflowClient
-    from smp_platform.training import promote_candidate, train_candidate
+    from smp_platform.promote import promote_candidate
+    from smp_platform.train import train_candidate
 
     settings = platform.settings
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
@@ -206,7 +210,7 @@ def test_a_refresh_that_crashed_midway_reruns_without_duplicates_or_holes(
         encoders=EncoderSettings(text_model=None, perplexity_model=None),
     )
     settings.ensure_dirs()
-    pipeline.ingest(settings, "smp-video", write_subset("train", tmp_path / "in", n=120))
+    ingest(settings, "smp-video", write_subset("train", tmp_path / "in", n=120))
     plan = plan_refresh(settings)
     assert len(plan.batches) == 3
     # The run dies after its first batch, and again after re-writing that same batch.
@@ -214,7 +218,7 @@ def test_a_refresh_that_crashed_midway_reruns_without_duplicates_or_holes(
     process_batch(group, ids, settings, now_utc())
     process_batch(group, ids, settings, now_utc())
     assert plan_refresh(settings).stale == {"tabular": 70}
-    summary = pipeline.refresh(settings)
+    summary = refresh_flow(settings)
     assert summary.written["post_temporal"] == 70
     for view in ("post_author", "post_temporal", "post_content"):
         glob = settings.offline_dir / view / "*.parquet"

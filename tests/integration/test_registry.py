@@ -11,19 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smp_platform.config import TrainSettings
-from smp_platform.modeling.registry import (
-    CHAMPION,
-    PromotionDecision,
-    RegisteredCandidate,
-    champion,
-    evaluate_version,
-    log_and_register,
-    promote,
-    tracking,
-)
+from smp_platform.config import Settings, TrainSettings
+from smp_platform.modeling.promotion import PromotionDecision
 from smp_platform.modeling.synthetic import served_feature_columns, synthetic_frame
 from smp_platform.modeling.train import TrainedModel, time_split, train_model
+from smp_platform.promote import promote
+from smp_platform.registry import CHAMPION, ModelRegistry, RegisteredCandidate, tracking
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +51,6 @@ class Scenario:
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     """v1 weak (one author feature) -> champion; v2 shuffled labels -> refused; v3 full -> moves."""
-    from mlflow import MlflowClient
 
     with pytest.MonkeyPatch.context() as patch:
         for key, value in OFFLINE_ENV.items():
@@ -67,8 +59,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             else:
                 patch.delenv(key, raising=False)
         root: Path = tmp_path_factory.mktemp("mlflow")
-        uri = f"sqlite:///{root / 'mlflow.db'}"
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        registry = ModelRegistry(Settings(data_dir=root, train=FAST))
+        uri = registry.tracking_uri
+        assert uri == f"sqlite:///{root / 'mlflow.db'}"
         frame = synthetic_frame(300, seed=2)
         train, valid = time_split(frame, FAST.validation_fraction)
         shuffled = train.assign(
@@ -80,24 +73,18 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             "shuffled": train_model(shuffled, FAST, columns),
             "full": train_model(train, FAST, columns),
         }
-        champions: dict[str, tuple[str, str] | None] = {"before": champion(client, FAST.model_name)}
+        champions: dict[str, tuple[str, str] | None] = {"before": registry.champion()}
         candidates, decisions = {}, {}
         for name, model in models.items():
-            candidates[name] = log_and_register(
-                model,
-                valid,
-                FAST,
-                tracking_uri=uri,
-                feature_service="popularity_v1",
-                run_name=f"test-{name}",
+            candidates[name] = registry.log_and_register(
+                model, valid, feature_service="popularity_v1", run_name=f"test-{name}"
             )
             decisions[name] = promote(
-                client,
-                FAST.model_name,
+                registry,
                 candidates[name].version,
-                lambda v: evaluate_version(uri, FAST.model_name, v, valid),
+                lambda v: registry.evaluate_version(v, valid),
             )
-            champions[name] = champion(client, FAST.model_name)
+            champions[name] = registry.champion()
         yield Scenario(uri, valid, models, candidates, decisions, champions)
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from smp_platform.config import TrainSettings
-from smp_platform.modeling.ablation import ablation_steps, format_ablation, run_ablation
+from smp_platform.modeling.ablation import ablation_steps, format_ablation
 from smp_platform.modeling.report import popularity_bands, write_report
 from smp_platform.modeling.synthetic import served_feature_columns, synthetic_frame
 from smp_platform.modeling.train import time_split, train_model
@@ -79,9 +79,12 @@ def test_ablation_has_six_rows_with_finite_metrics_and_mlflow_runs(
     frame: pd.DataFrame, tmp_path, offline_mlflow: None
 ) -> None:
     from mlflow import MlflowClient
+    from smp_platform.config import Settings
+    from smp_platform.evaluate import ablation_table
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    table = run_ablation(frame, FAST, uri)
+    settings = Settings(data_dir=tmp_path, train=FAST)
+    uri = settings.mlflow_tracking_uri
+    table = ablation_table(settings, frame)
     assert list(table.step) == STEPS
     assert np.isfinite(table[["src", "mae", "baseline_mae"]].to_numpy()).all()
     assert table.loc[table.step == "all", "src"].item() > 0.3

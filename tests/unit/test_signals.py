@@ -18,7 +18,6 @@ from smp_platform.features.encoders import (
 from smp_platform.features.signals import (
     compute_text_semantics,
     cosine_rows,
-    input_hash,
     text_tags_text,
 )
 
@@ -98,8 +97,6 @@ def test_text_semantics_known_answers() -> None:
         "text_embedding",
         "text_tags_similarity",
         "caption_title_similarity",
-        "input_hash",
-        "encoder_id",
     ]
     # "aaa" vs "aaa, b": (3,1,0) . (1,0,0) / |(3,1,0)| = 3 / sqrt(10)
     assert frame.loc[0, "text_tags_similarity"] == pytest.approx(3 / math.sqrt(10), abs=1e-6)
@@ -108,23 +105,6 @@ def test_text_semantics_known_answers() -> None:
     assert math.isnan(frame.loc[1, "caption_title_similarity"])  # no caption
     assert math.isnan(frame.loc[2, "text_tags_similarity"])  # empty title
     assert frame.loc[0, "text_embedding"].dtype == np.float32
-    assert (frame["encoder_id"] == "fake@0").all()
-
-
-def test_input_hash_changes_iff_inputs_change() -> None:
-    enc = FakeEncoder()
-    base = compute_text_semantics(_posts(), enc)["input_hash"][0]
-    assert compute_text_semantics(_posts(), enc)["input_hash"][0] == base
-    assert compute_text_semantics(_posts(post_id="other"), enc)["input_hash"][0] == base
-    for change in (
-        {"title": "aab"},
-        {"tags": ["aaa"]},
-        {"tags": ["b", "aaa"]},
-        {"caption": None},
-        {"caption": "bbc"},
-    ):
-        assert compute_text_semantics(_posts(**change), enc)["input_hash"][0] != base, change
-    assert input_hash("x", None) != input_hash("x", "")
 
 
 def test_missing_local_weights_path_is_unavailable(tmp_path: Path) -> None:

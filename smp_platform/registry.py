@@ -1,0 +1,329 @@
+"""The only door to MLflow: one :class:`ModelRegistry` per settings.
+
+It owns the client (tracking AND registry URI), the one artifact location, the experiment,
+logging a trained model as a run + registered version, the ``@champion`` alias, loading a
+version, and tags. The promotion *rule* is :mod:`smp_platform.modeling.promotion`; the
+promotion *verb* is :mod:`smp_platform.promote`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from smp_platform.config import Settings
+from smp_platform.errors import UserError
+from smp_platform.modeling.evaluate import metrics, with_baseline
+from smp_platform.modeling.features import LABEL, TIMESTAMP
+
+if TYPE_CHECKING:
+    from mlflow.models import ModelSignature
+
+    from mlflow import MlflowClient
+    from smp_platform.modeling.promotion import PromotionDecision
+    from smp_platform.modeling.train import TrainedModel
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+FEATURE_SERVICE_TAG = "feature_service"
+MODEL_NAME_IN_RUN = "model"
+REQUIREMENTS = ("mlflow", "catboost", "torch", "scikit-learn", "pandas", "numpy", "cloudpickle")
+_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@dataclass(frozen=True)
+class RegisteredCandidate:
+    version: str
+    run_id: str
+    metrics: dict[str, float]
+
+
+@contextlib.contextmanager
+def tracking(tracking_uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (tracking and registry) at ``tracking_uri`` for a block.
+
+    ``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI``; afterwards both the
+    globals and the environment are put back as they were, so nothing leaks to later code.
+    """
+    import mlflow
+
+    saved = {key: os.environ.get(key) for key in _URI_ENV}
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        # an explicit URI always mirrors into the environment, so "unset + old env" restores it
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None unsets (MLflow 3)
+        mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def model_signature(trained: TrainedModel) -> ModelSignature:
+    """Input schema built by hand from the feature kinds; every column optional.
+
+    Numeric columns are ``Any``: MLflow refuses to "safely" convert int64 -> float64 and online
+    reads give ints, floats or None for the same field. Embeddings are arrays of double (lists
+    of Python floats and float32 arrays both pass). No input example is logged: MLflow would
+    have to serialise the array columns and run the model at logging time for no gain.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, Array, ColSpec, Schema, TensorSpec
+
+    spec = trained.model.matrix.spec
+    inputs: list[ColSpec | TensorSpec] = [
+        *(ColSpec(AnyType(), c, required=False) for c in spec.numeric),
+        *(ColSpec("string", c, required=False) for c in spec.categorical),
+        *(ColSpec(Array("double"), c, required=False) for c in spec.embedding),
+    ]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("double", "popularity")]))
+
+
+def _requirements() -> list[str]:
+    pinned = []
+    for package in REQUIREMENTS:
+        try:
+            pinned.append(f"{package}=={importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            pinned.append(package)
+    return pinned
+
+
+def _window(frame: pd.DataFrame) -> tuple[str, str]:
+    timestamps = pd.to_datetime(frame[TIMESTAMP], utc=True)
+    return timestamps.min().isoformat(), timestamps.max().isoformat()
+
+
+class ModelRegistry:
+    """The configured model (``settings.train.model_name``) in the configured MLflow."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.name = settings.train.model_name
+        self.tracking_uri = settings.mlflow_tracking_uri
+
+    # -- wiring ----------------------------------------------------------------------------
+    @cached_property
+    def client(self) -> MlflowClient:
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    @property
+    def artifact_location(self) -> str | None:
+        """Where new experiments keep artifacts: an MLflow server (compose) decides itself;
+        a database backend gets ``<data dir>/mlartifacts``."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return None
+        return self.settings.mlflow_artifact_root
+
+    def experiment_id(self) -> str:
+        """The configured experiment's id, creating it (with the artifact location) if needed."""
+        name = self.settings.train.experiment
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        return str(self.client.create_experiment(name, artifact_location=self.artifact_location))
+
+    @contextlib.contextmanager
+    def run(self, run_name: str, *, nested: bool = False) -> Iterator[Any]:
+        """An MLflow run in the experiment, with the fluent API pointed at this registry."""
+        import mlflow
+
+        experiment_id = self.experiment_id()
+        with (
+            tracking(self.tracking_uri),
+            mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested) as run,
+        ):
+            yield run
+
+    # -- versions --------------------------------------------------------------------------
+    def log_and_register(
+        self,
+        trained: TrainedModel,
+        valid_frame: pd.DataFrame,
+        *,
+        feature_service: str,
+        run_name: str,
+    ) -> RegisteredCandidate:
+        """Evaluate on the validation posts, log an MLflow run and register the pyfunc model.
+
+        The version is tagged with its feature service (serving reads it), its validation
+        metrics and the validation post window.
+        """
+        import mlflow
+        from smp_platform.modeling.report import plot_feature_importance
+
+        train_settings = self.settings.train
+        valid = valid_frame[valid_frame[LABEL].notna()]
+        if valid.empty:
+            raise ValueError("the validation frame has no labelled posts")
+        scores = with_baseline(valid[LABEL], trained.predict(valid), trained.train_median)
+        valid_start, valid_end = _window(valid)
+        with self.run(run_name) as run:
+            mlflow.log_params(train_settings.model_dump())
+            mlflow.log_params(
+                {
+                    "n_train": trained.n_train,
+                    "n_valid": len(valid),
+                    "feature_service": feature_service,
+                    "feature_columns": ",".join(trained.feature_columns),
+                    "dropped_columns": ",".join(trained.model.matrix.dropped) or "-",
+                    "best_iteration": trained.best_iteration,
+                    "train_start": trained.train_start.isoformat(),
+                    "train_end": trained.train_end.isoformat(),
+                    "valid_start": valid_start,
+                    "valid_end": valid_end,
+                }
+            )
+            mlflow.log_metrics({f"valid_{k}": v for k, v in scores.items()})
+            mlflow.set_tags({FEATURE_SERVICE_TAG: feature_service, "model_name": self.name})
+            with tempfile.TemporaryDirectory() as scratch:
+                directory = Path(scratch)
+                importance = plot_feature_importance(
+                    trained.feature_importance, directory / "feature_importance.png"
+                )
+                mlflow.log_artifact(str(importance), artifact_path="plots")
+                columns_file = directory / "feature_columns.json"
+                columns_file.write_text(json.dumps(trained.feature_columns))
+                mlflow.log_artifact(str(columns_file))
+                booster_path = trained.model.save_booster(directory)
+                info = mlflow.pyfunc.log_model(
+                    name=MODEL_NAME_IN_RUN,
+                    python_model=trained.model,
+                    artifacts={"catboost": str(booster_path)},
+                    signature=model_signature(trained),
+                    pip_requirements=_requirements(),
+                    registered_model_name=self.name,
+                )
+        version = str(info.registered_model_version)
+        self.tag(
+            version,
+            {
+                FEATURE_SERVICE_TAG: feature_service,
+                "validation_src": f"{scores['src']:.6f}",
+                "validation_mae": f"{scores['mae']:.6f}",
+                "validation_start": valid_start,
+                "validation_end": valid_end,
+                "validation_n": str(len(valid)),
+            },
+        )
+        log.info(
+            "registered %s version %s (run %s): valid SRC %.4f, MAE %.4f "
+            "(median baseline MAE %.4f)",
+            self.name,
+            version,
+            run.info.run_id,
+            scores["src"],
+            scores["mae"],
+            scores["baseline_mae"],
+        )
+        return RegisteredCandidate(version=version, run_id=run.info.run_id, metrics=scores)
+
+    def tag(self, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.name, str(version), key, value)
+
+    def tags(self, version: str) -> dict[str, str]:
+        return dict(self.client.get_model_version(self.name, str(version)).tags)
+
+    def feature_service(self, version: str) -> str:
+        """The feature service a version was trained on (the configured one if untagged)."""
+        return self.tags(version).get(FEATURE_SERVICE_TAG) or self.settings.feature_service
+
+    def latest_version(self) -> str:
+        versions = self.client.search_model_versions(f"name = '{self.name}'")
+        if not versions:
+            raise UserError(f"no registered versions of {self.name}: run `smp train`")
+        return str(max(int(v.version) for v in versions))
+
+    def champion(self) -> tuple[str, str] | None:
+        """(version, feature service) of ``@champion``, or None when there is none yet."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            version = self.client.get_model_version_by_alias(self.name, CHAMPION)
+        except MlflowException:
+            return None
+        service = version.tags.get(FEATURE_SERVICE_TAG) or self.settings.feature_service
+        return str(version.version), str(service)
+
+    def require_champion(self) -> tuple[str, str]:
+        found = self.champion()
+        if found is None:
+            raise UserError(f"no @champion of {self.name}: run `smp train` and `smp promote` first")
+        return found
+
+    def set_champion(self, version: str) -> None:
+        self.client.set_registered_model_alias(self.name, CHAMPION, str(version))
+
+    def load(self, version: str) -> Any:
+        """The pyfunc of one registered version (``models:/name/version``)."""
+        import mlflow
+
+        with tracking(self.tracking_uri):
+            return mlflow.pyfunc.load_model(f"models:/{self.name}/{version}")
+
+    def load_with_columns(self, version: str) -> tuple[Any, list[str]]:
+        """A version's pyfunc and the feature columns its signature declares."""
+        model = self.load(version)
+        schema = model.metadata.get_input_schema()
+        return model, list(schema.input_names()) if schema else []
+
+    def evaluate_version(self, version: str, frame: pd.DataFrame) -> dict[str, float]:
+        """Metrics of a registered version on the labelled posts of ``frame``."""
+        labelled = frame[frame[LABEL].notna()]
+        model, columns = self.load_with_columns(version)
+        served = [c for c in columns if c in labelled.columns]
+        return metrics(labelled[LABEL], model.predict(labelled[served] if served else labelled))
+
+    def record_promotion(self, decision: PromotionDecision, mae_tolerance: float) -> None:
+        """A decision as tags on the candidate version and as a run in its experiment."""
+        from smp_platform.modeling.promotion import PROMOTION_CRITERION
+
+        client = self.client
+        version = client.get_model_version(self.name, decision.candidate_version)
+        tags = {
+            "promotion_decision": "promoted" if decision.promoted else "refused",
+            "promotion_reason": decision.reason,
+            "promotion_compared_to": decision.champion_version or "-",
+        }
+        self.tag(decision.candidate_version, tags)
+        experiment_id = client.get_run(version.run_id).info.experiment_id if version.run_id else "0"
+        run = client.create_run(
+            experiment_id,
+            run_name=f"promote-{self.name}-v{decision.candidate_version}",
+            tags={"kind": "promotion", **tags},
+        )
+        params: dict[str, str | float] = {
+            "model_name": self.name,
+            "candidate_version": decision.candidate_version,
+            "champion_version": decision.champion_version or "-",
+            "criterion": PROMOTION_CRITERION,
+            "mae_tolerance": mae_tolerance,
+        }
+        for key, param in params.items():
+            client.log_param(run.info.run_id, key, param)
+        for prefix, values in (
+            ("candidate", decision.candidate_metrics),
+            ("champion", decision.champion_metrics or {}),
+        ):
+            for key, metric in values.items():
+                client.log_metric(run.info.run_id, f"{prefix}_{key}", float(metric))
+        client.set_terminated(run.info.run_id)
