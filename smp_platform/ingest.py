@@ -17,8 +17,7 @@ def ingest(
     from smp_platform.sources import read_source
     from smp_platform.warehouse import Warehouse
 
-    # until read_source takes SourceFormat (its Literal has the same values)
-    batch = read_source(SourceFormat(fmt).value, Path(path), with_labels=with_labels)  # type: ignore[arg-type]
+    batch = read_source(SourceFormat(fmt), Path(path), with_labels=with_labels)
     with Warehouse(settings.warehouse_path) as warehouse:
         return warehouse.ingest(batch)
 

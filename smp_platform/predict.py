@@ -48,7 +48,7 @@ def predict_batch(settings: Settings, fmt: SourceFormat | str, path: Path, outpu
 
     ModelRegistry(settings).require_champion()  # say so before computing any feature
     fmt = SourceFormat(fmt)
-    batch = read_source(fmt.value, Path(path), with_labels=False)  # type: ignore[arg-type]
+    batch = read_source(fmt, Path(path), with_labels=False)
     post_ids = batch.posts[POST_ID].tolist()
     if not post_ids:
         raise UserError(f"no valid posts in {path}")

@@ -297,16 +297,6 @@ class RefreshPlan:
         return sum(len(ids) for g, ids in self.batches if g == group)
 
 
-def _input_keys(warehouse: Any) -> pd.DataFrame:
-    """The keys the input hash is made of, for every post (not every column of every post)."""
-    keys = warehouse.post_input_keys()
-    if "media_path" not in keys:
-        # post_input_keys does not carry the media path yet: take it from the posts.
-        media = warehouse.posts_frame()[[POST_ID, "media_path"]]
-        keys = keys.merge(media, on=POST_ID, how="left")
-    return keys
-
-
 def plan_refresh(settings: Settings, group_names: Sequence[str] | None = None) -> RefreshPlan:
     """Which posts of which group need computing, split in bounded batches.
 
@@ -320,7 +310,7 @@ def plan_refresh(settings: Settings, group_names: Sequence[str] | None = None) -
     gateway = FeatureStoreGateway(settings)
     gateway.apply()
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
-        posts = _input_keys(warehouse)
+        posts = warehouse.post_input_keys()
     posts = posts.assign(**{INPUT_HASH: input_hashes(posts)})
     plan = RefreshPlan(batches=[], stale={}, disabled={})
     views = groups()

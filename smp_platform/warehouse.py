@@ -370,15 +370,15 @@ class Warehouse:
         return _typed(frame, {**TABLES["posts"], **TABLES["post_authors"]})
 
     def post_input_keys(self) -> pd.DataFrame:
-        """post_id, content_hash and author_content_hash of every post, by time.
+        """post_id, content_hash, author_content_hash and media_path of every post, by time.
 
         What :func:`smp_platform.refresh.input_hashes` needs to plan a refresh, without
         loading every column of every post (titles, tags, author fields) as ``posts_frame``
-        would: three short strings per post. Same order and same values as ``posts_frame()``.
+        would: four short strings per post. Same order and same values as ``posts_frame()``.
         """
         return self._con.execute(
-            "SELECT p.post_id, p.content_hash, a.content_hash AS author_content_hash "
-            "FROM posts p LEFT JOIN post_authors a ON a.post_id = p.post_id "
+            "SELECT p.post_id, p.content_hash, a.content_hash AS author_content_hash, "
+            "p.media_path FROM posts p LEFT JOIN post_authors a ON a.post_id = p.post_id "
             "ORDER BY p.posted_at, p.post_id"
         ).df()
 

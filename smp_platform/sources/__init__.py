@@ -15,8 +15,8 @@ schema, are :mod:`smp_platform.warehouse`'s.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
+from smp_platform.formats import SourceFormat
 from smp_platform.sources.assembly import content_hash, gc_paused
 from smp_platform.sources.files import MAX_LINE_BYTES
 from smp_platform.sources.quarantine import REASON_KINDS, SourceError
@@ -29,8 +29,7 @@ from smp_platform.warehouse import (
     reason_kind,
 )
 
-SourceFormat = Literal["smp-video", "smpd"]
-FORMATS: tuple[SourceFormat, ...] = ("smp-video", "smpd")
+FORMATS: tuple[str, ...] = tuple(f.value for f in SourceFormat)
 
 __all__ = [
     "AUTHOR_COLUMNS",
@@ -49,8 +48,17 @@ __all__ = [
 ]
 
 
+def _format(fmt: SourceFormat | str) -> SourceFormat:
+    try:
+        return SourceFormat(fmt)
+    except ValueError:
+        raise SourceError(
+            f"unknown source format {fmt!r}: choose one of {', '.join(FORMATS)}"
+        ) from None
+
+
 def read_source(
-    fmt: SourceFormat,
+    fmt: SourceFormat | str,
     path: Path,
     *,
     with_labels: bool = True,
@@ -61,16 +69,17 @@ def read_source(
     A line longer than ``max_line_bytes`` is quarantined without being read whole.
     """
     # Imported here so that reading one format does not import the other's parser.
-    if fmt == "smp-video":
+    fmt = _format(fmt)
+    if fmt is SourceFormat.SMP_VIDEO:
         from smp_platform.sources.smp_video import read_smp_video
 
         with gc_paused():
             return read_smp_video(
                 Path(path), with_labels=with_labels, max_line_bytes=max_line_bytes
             )
-    if fmt == "smpd":
+    if fmt is SourceFormat.SMPD:
         from smp_platform.sources.smpd import read_smpd
 
         with gc_paused():
             return read_smpd(Path(path), with_labels=with_labels, max_line_bytes=max_line_bytes)
-    raise SourceError(f"unknown source format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    raise AssertionError(fmt)  # _format admits only the members above

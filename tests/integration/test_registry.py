@@ -13,10 +13,10 @@ import pytest
 
 from smp_platform.config import Settings, TrainSettings
 from smp_platform.modeling.promotion import PromotionDecision
-from smp_platform.modeling.synthetic import served_feature_columns, synthetic_frame
 from smp_platform.modeling.train import TrainedModel, time_split, train_model
 from smp_platform.promote import promote
 from smp_platform.registry import CHAMPION, ModelRegistry, RegisteredCandidate, tracking
+from smp_platform.testing.feature_frames import served_feature_columns, synthetic_frame
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import pytest
 from smp_platform.config import TrainSettings
 from smp_platform.modeling.ablation import ablation_steps, format_ablation
 from smp_platform.modeling.report import popularity_bands, write_report
-from smp_platform.modeling.synthetic import served_feature_columns, synthetic_frame
 from smp_platform.modeling.train import time_split, train_model
+from smp_platform.testing.feature_frames import served_feature_columns, synthetic_frame
 
 FAST = TrainSettings(
     experiment="ablation-test",

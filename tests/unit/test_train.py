@@ -9,8 +9,8 @@ import pytest
 from smp_platform.config import TrainSettings
 from smp_platform.modeling.evaluate import metrics
 from smp_platform.modeling.features import feature_kinds
-from smp_platform.modeling.synthetic import served_feature_columns, synthetic_frame
 from smp_platform.modeling.train import TrainedModel, time_split, train_model
+from smp_platform.testing.feature_frames import served_feature_columns, synthetic_frame
 
 FAST = TrainSettings(
     iterations=150,
