@@ -56,7 +56,7 @@ def test_input_keys_give_the_same_hashes_as_the_full_posts_frame(tmp_path: Path)
         full = warehouse.posts_frame()
         keys = warehouse.post_input_keys()
 
-    assert list(keys.columns) == ["post_id", "content_hash", "author_content_hash"]
+    assert list(keys.columns) == ["post_id", "content_hash", "author_content_hash", "media_path"]
     assert len(keys) == len(full) > 300
     assert keys["post_id"].tolist() == full["post_id"].tolist()
     assert keys["author_content_hash"].isna().sum() == 1  # the authorless post is kept
