@@ -282,14 +282,14 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
-    from smp_platform.datasets import service_feature_columns
+    from feature_repo.feature_services import service_spec
     from smp_platform.modeling.evaluate import metrics
     from smp_platform.modeling.train import train_model
 
     torch.set_num_threads(args.threads)
     frame, posts, labels = load_frame(args.data_dir.expanduser().resolve())
     settings = TrainSettings()
-    columns = [c for c in service_feature_columns("popularity_v1") if c in frame.columns]
+    columns = [c for c in service_spec("popularity_v1").columns if c in frame.columns]
     folds = make_folds(frame)
     print(
         f"{len(frame):,} labelled posts; folds: "
