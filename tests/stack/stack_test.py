@@ -44,6 +44,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -135,7 +136,7 @@ def in_worker(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return compose("exec", "-T", "prefect-worker", *args, **kwargs)
 
 
-def http(method: str, url: str, body: Any = None, timeout: float = 10) -> tuple[int, Any]:
+def call(method: str, url: str, body: Any = None, timeout: float = 10) -> tuple[int, Any]:
     assert url.startswith("http://127.0.0.1:"), url  # only ports published on loopback
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
@@ -249,8 +250,12 @@ def wheel_index() -> Iterator[str]:
         project = re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
         (index / project).mkdir(parents=True, exist_ok=True)
         (index / project / wheel.name).symlink_to(wheel)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(index))
-    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(index))
     # a fixed port: the URL is a build argument, and a changed argument would rebuild the layer
     server = http.server.ThreadingHTTPServer(("127.0.0.1", WHEEL_PORT), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -357,13 +362,13 @@ print(json.dumps(sorted(p["pid"] for p in probe)))
 
 
 def prefect_deployment(flow: str, name: str) -> str:
-    code, body = http("GET", f"{PREFECT}/deployments/name/{flow}/{name}")
+    code, body = call("GET", f"{PREFECT}/deployments/name/{flow}/{name}")
     assert code == 200, (code, body)
     return str(body["id"])
 
 
 def flow_run_state(run_id: str) -> str:
-    code, body = http("GET", f"{PREFECT}/flow_runs/{run_id}")
+    code, body = call("GET", f"{PREFECT}/flow_runs/{run_id}")
     assert code == 200, (code, body)
     return str(body["state"]["type"])
 
@@ -379,7 +384,7 @@ def wait_flow_run(run_id: str, what: str) -> None:
 
 
 def automation_run(deployment_id: str, after: float) -> str | None:
-    code, body = http(
+    code, body = call(
         "POST",
         f"{PREFECT}/flow_runs/filter",
         {"deployments": {"id": {"any_": [deployment_id]}}, "sort": "EXPECTED_START_TIME_DESC"},
@@ -389,7 +394,7 @@ def automation_run(deployment_id: str, after: float) -> str | None:
 
 
 def served(post_id: str) -> dict[str, Any] | None:
-    code, body = http("GET", f"{API}/v1/posts/{post_id}/popularity")
+    code, body = call("GET", f"{API}/v1/posts/{post_id}/popularity")
     return body if code == 200 else None
 
 
@@ -401,7 +406,7 @@ def batch_predictions(tag: str) -> dict[str, float]:
 
 
 def champion_version() -> str | None:
-    code, body = http(
+    code, body = call(
         "GET", f"{MLFLOW}/api/2.0/mlflow/registered-models/alias?name={MODEL}&alias=champion"
     )
     return str(body["model_version"]["version"]) if code == 200 else None
@@ -494,7 +499,7 @@ def main() -> int:
         with step("trigger the nightly refresh deployment now; wait for it"):
             refresh = prefect_deployment("refresh", "nightly-refresh")
             train = prefect_deployment("train-and-promote", "train-and-promote-after-refresh")
-            code, body = http("POST", f"{PREFECT}/deployments/{refresh}/create_flow_run", {})
+            code, body = call("POST", f"{PREFECT}/deployments/{refresh}/create_flow_run", {})
             assert code == 201, (code, body)
             wait_flow_run(str(body["id"]), "refresh")
 
@@ -515,14 +520,14 @@ def main() -> int:
                 quiet=True,
             ).stdout
             in_worker("smp", "train")
-            code, body = http("GET", f"{MLFLOW}/api/2.0/mlflow/registered-models/get?name={MODEL}")
+            code, body = call("GET", f"{MLFLOW}/api/2.0/mlflow/registered-models/get?name={MODEL}")
             latest = max(int(v["version"]) for v in body["registered_model"]["latest_versions"])
             decision = in_worker("smp", "promote", "--version", str(latest), capture=True).stdout
             log(decision.strip().splitlines()[-1] if decision.strip() else "promote: (no output)")
             if champion_version() != str(latest):
                 # Same data and seed: the candidate does not beat the champion, so the operator
                 # moves the alias by hand (MLflow's REST API on the published port).
-                code, body = http(
+                code, body = call(
                     "POST",
                     f"{MLFLOW}/api/2.0/mlflow/registered-models/alias",
                     {"name": MODEL, "alias": "champion", "version": str(latest)},
@@ -546,16 +551,16 @@ def main() -> int:
             log(f"serving again {time.monotonic() - t0:.1f} s after the restart returned")
 
         with step("redis stopped -> /readyz 503; started -> 200"):
-            code, body = http("GET", f"{API}/readyz")
+            code, body = call("GET", f"{API}/readyz")
             assert code == 200, f"/readyz before stopping redis: {code} {body}"
             compose("stop", "redis")
             code, body = wait_for(
-                "/readyz 503", lambda: (r := http("GET", f"{API}/readyz"))[0] == 503 and r, 60, 1
+                "/readyz 503", lambda: (r := call("GET", f"{API}/readyz"))[0] == 503 and r, 60, 1
             )
             assert isinstance(body, dict) and body, body
             log(f"/readyz 503: {json.dumps(body)[:200]}")
             compose("start", "redis")
-            wait_for("/readyz 200", lambda: http("GET", f"{API}/readyz")[0] == 200, 90, 1)
+            wait_for("/readyz 200", lambda: call("GET", f"{API}/readyz")[0] == 200, 90, 1)
 
         with step("compose down (volumes kept) then up: champion and online rows kept"):
             before = {p: served(p) for p in probe}
@@ -572,6 +577,7 @@ def main() -> int:
         ok = True
     except BaseException as error:
         ok = False
+        traceback.print_exc()
         log(f"stack test FAILED: {type(error).__name__}: {error}")
     finally:
         if stack_up:
