@@ -64,8 +64,8 @@ COPY smp_platform ./smp_platform
 COPY flows ./flows
 COPY feature_repo ./feature_repo
 COPY data ./data
-# The sources stay in /app as well: the process worker runs the deployments' flow entrypoints
-# (flows/...) from this directory.
+# The deployments name their flows by module (flows.refresh.refresh_flow), so the process
+# worker imports them from the installed package whatever its working directory.
 RUN pip install --no-deps . && rm -rf build
 USER smp
 CMD ["prefect", "worker", "start", "--pool", "smp-pool", "--with-healthcheck"]
