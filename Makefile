@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-fast lint bench clean stack-test
 
 setup: $(STAMP)
 
@@ -45,6 +45,13 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/online_latency.py
 	$(BIN)/python benchmarks/encoders.py
+
+# The compose stack built, started and driven end to end (root; installs docker.io, debootstrap,
+# chromium and compose; starts dockerd if none runs and stops it after). Images stay in Docker's
+# cache between runs. Not collected by `make test`: tests/stack/stack_test.py is a script.
+# STACK_POSTS=all ingests the whole bundled sample (default: its first 400 posts).
+stack-test:
+	python3 tests/stack/stack_test.py
 
 clean:
 	rm -rf .smp .smp-demo .prefect

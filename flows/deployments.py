@@ -18,6 +18,7 @@ TRAIN_DEPLOYMENT = "train-and-promote-after-refresh"
 def build_deployments(
     settings: Settings, *, cron: str | None = None, work_pool: str = "smp-pool"
 ) -> list[Any]:
+    from prefect.deployments.runner import EntrypointType
     from prefect.events import DeploymentEventTrigger
     from prefect.schedules import Cron
 
@@ -31,6 +32,9 @@ def build_deployments(
         description="Features for new and changed posts; validate; write; materialize.",
         tags=["smp", "nightly"],
         work_pool_name=work_pool,
+        # by module (flows.refresh.refresh_flow), not by file path relative to the deploying
+        # directory: a process worker runs flows in a fresh directory, from the installed package
+        entrypoint_type=EntrypointType.MODULE_PATH,
     )
     train = train_and_promote_flow.to_deployment(
         name=TRAIN_DEPLOYMENT,
@@ -47,6 +51,9 @@ def build_deployments(
         description="Train a candidate from the refreshed offline store; promote if better.",
         tags=["smp", "nightly"],
         work_pool_name=work_pool,
+        # by module (flows.refresh.refresh_flow), not by file path relative to the deploying
+        # directory: a process worker runs flows in a fresh directory, from the installed package
+        entrypoint_type=EntrypointType.MODULE_PATH,
     )
     return [refresh, train]
 

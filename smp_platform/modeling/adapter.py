@@ -92,18 +92,41 @@ class Adapter:
         return dict(self.state)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """Adapted features (float32); rows with a NaN stay all-NaN."""
+        """Adapted features (float32); rows with a NaN stay all-NaN.
+
+        Plain numpy (two matrix products and ReLUs), so a registered model predicts without
+        torch: the serving image does not carry it. :meth:`transform_torch` is the same
+        computation through the torch module (a test keeps the two equal).
+        """
+        X = self._check(X)
+        out = np.full_like(X, np.nan)
+        present = np.isfinite(X).all(axis=1)
+        if present.any():
+            x = X[present]
+            w0, b0 = self.state["bottleneck.0.weight"], self.state["bottleneck.0.bias"]
+            w2, b2 = self.state["bottleneck.2.weight"], self.state["bottleneck.2.bias"]
+            hidden = np.maximum(x @ w0.T + b0, 0.0)
+            adapted = np.maximum(hidden @ w2.T + b2, 0.0)
+            out[present] = (self.ratio * adapted + (1.0 - self.ratio) * x).astype(np.float32)
+        return out
+
+    def transform_torch(self, X: np.ndarray) -> np.ndarray:
+        """:meth:`transform` computed by the torch module (the reference the numpy path matches)."""
         import torch
 
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.dim:
-            raise ValueError(f"expected an (n, {self.dim}) matrix, got shape {X.shape}")
+        X = self._check(X)
         out = np.full_like(X, np.nan)
         present = np.isfinite(X).all(axis=1)
         if present.any():
             with torch.no_grad(), _torch_threads(ADAPTER_THREADS):
                 out[present] = self.module()(torch.from_numpy(X[present])).numpy()
         return out
+
+    def _check(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.dim:
+            raise ValueError(f"expected an (n, {self.dim}) matrix, got shape {X.shape}")
+        return X
 
     def __getstate__(self) -> dict[str, Any]:
         return {"dim": self.dim, "ratio": self.ratio, "state": self.state, "_module": None}

@@ -28,6 +28,9 @@ def test_deployments_have_the_nightly_cron_and_the_after_refresh_trigger(
     assert refresh.schedules[0].schedule.timezone == "UTC"
     assert refresh.work_pool_name == train.work_pool_name == pool.name == "smp-test-pool"
     assert pool.type == "process"
+    # by module: a process worker runs each flow in a fresh directory (the compose stack)
+    assert refresh.entrypoint == "flows.refresh.refresh_flow"
+    assert train.entrypoint == "flows.promote.train_and_promote_flow"
     assert train.schedules == []  # runs on the refresh's completion, not on a clock
     assert len(automations) == 1
     trigger = automations[0].trigger

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -51,6 +53,37 @@ def test_adapter_round_trips_through_pickle_and_is_seeded() -> None:
     np.testing.assert_array_equal(restored.transform(X), adapter.transform(X))
     assert set(adapter.state_dict()) == set(restored.state_dict())
     np.testing.assert_array_equal(fit_adapter(X, y, SETTINGS).transform(X), adapter.transform(X))
+
+
+def test_numpy_inference_equals_the_torch_module() -> None:
+    X, y = _embeddings(150)
+    X[3] = np.nan
+    adapter = fit_adapter(X, y, SETTINGS)
+    numpy_out, torch_out = adapter.transform(X), adapter.transform_torch(X)
+    assert numpy_out.dtype == torch_out.dtype == np.float32
+    assert np.isnan(numpy_out[3]).all() and np.isnan(torch_out[3]).all()
+    np.testing.assert_allclose(numpy_out, torch_out, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(numpy_out[:3], X[:3])
+
+
+def test_a_fitted_adapter_predicts_without_torch() -> None:
+    """The serving image has no torch: unpickling and transforming must not import it."""
+    X, y = _embeddings(60)
+    adapter = fit_adapter(X, y, SETTINGS)
+    code = (
+        "import pickle, sys\n"
+        "import numpy as np\n"
+        "sys.modules['torch'] = None  # any `import torch` now raises ImportError\n"
+        "adapter, X, expected = pickle.loads(sys.stdin.buffer.read())\n"
+        "np.testing.assert_allclose(adapter.transform(X), expected, rtol=1e-6)\n"
+        "print('ok')\n"
+    )
+    payload = pickle.dumps((adapter, X, adapter.transform(X)))
+    result = subprocess.run(
+        [sys.executable, "-c", code], input=payload, capture_output=True, check=False
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.strip() == b"ok"
 
 
 def test_folds_cover_every_row_exactly_once_and_keep_groups_together() -> None:

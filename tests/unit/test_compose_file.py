@@ -220,9 +220,63 @@ def test_platform_services_run_the_root_image_as_the_brief_says(services) -> Non
     assert services["prefect-server"]["image"].startswith("prefecthq/prefect:3")
 
 
-def test_the_platform_image_runs_as_a_non_root_user() -> None:
-    users = re.findall(r"^USER\s+(\S+)", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
-    assert users and users[-1] not in {"root", "0"}
+def test_the_platform_images_run_as_a_non_root_user() -> None:
+    stages = re.split(r"^FROM\s", (ROOT / "Dockerfile").read_text(), flags=re.MULTILINE)
+    targets = {"serve", "worker"}
+    for stage in stages[1:]:
+        name = stage.split("\n", 1)[0].split()[-1]
+        if name in targets:
+            users = re.findall(r"^USER\s+(\S+)", stage, re.MULTILINE)
+            assert users and users[-1] not in {"root", "0"}, name
+            targets.discard(name)
+    assert not targets, f"Dockerfile lacks the targets {targets}"
+
+
+def test_the_api_image_is_the_lean_serve_target(services) -> None:
+    assert services["api"]["build"]["target"] == "serve"
+    assert services["prefect-worker"]["build"]["target"] == "worker"
+    assert services["api"]["image"] != services["prefect-worker"]["image"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    serve_stage = dockerfile.split("AS serve", 1)[1].split("\nFROM ", 1)[0]
+    assert "requirements.py serve >" in serve_stage and "torch" not in serve_stage
+    import subprocess
+    import sys
+
+    listed = subprocess.run(
+        [sys.executable, str(ROOT / "docker" / "requirements.py"), "serve"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.lower()
+    for heavy in ("torch", "transformers", "open_clip", "sentence-transformers", "prefect"):
+        assert heavy not in listed, f"the serve image would install {heavy}"
+    assert "fastapi" in listed and "catboost" in listed and "feast" in listed
+
+
+def test_published_ports_listen_on_loopback_unless_overridden(services) -> None:
+    published = 0
+    for name, service in services.items():
+        for port in service.get("ports") or []:
+            assert isinstance(port, str), f"{name}: use the short form HOST:HOST_PORT:PORT"
+            host = port.rsplit(":", 2)[0]
+            assert host == "${PUBLISH_ADDRESS:-127.0.0.1}", f"{name} publishes {port}"
+            published += 1
+    assert published >= 3  # api, MLflow UI, Prefect UI
+    assert env_example_lines()["PUBLISH_ADDRESS"] == "127.0.0.1"
+
+
+def test_each_service_logs_in_with_its_own_least_privilege_role(compose_text) -> None:
+    logins = set(re.findall(r"://(\w+):\$\{(\w+)[^}]*\}@postgres:5432/(\w+)", compose_text))
+    assert {(user, db) for user, _, db in logins} == {(db, db) for db in DATABASES}
+    assert all(var == f"{user.upper()}_DB_PASSWORD" for user, var, _ in logins)
+    script = (ROOT / "docker" / "postgres-init.sql").read_text()
+    for role in DATABASES:
+        create = re.search(rf"CREATE ROLE {role} (.*);", script)
+        assert create, role
+        assert "NOSUPERUSER" in create.group(1) and "NOCREATEROLE" in create.group(1)
+        assert f"CREATE DATABASE {role} OWNER {role};" in script
+        assert f"REVOKE ALL ON DATABASE {role} FROM PUBLIC;" in script
+    assert "PASSWORD '" not in script  # passwords come from the environment (\getenv)
 
 
 def test_mlflow_dir_is_not_a_package_that_could_shadow_mlflow() -> None:
