@@ -264,7 +264,11 @@ def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
     @app.post(
         "/v1/posts/popularity:batch",
         response_model=BatchResponse,
-        responses={**ERRORS, 413: {"model": ErrorBody, "description": "request body too large"}},
+        responses={
+            **ERRORS,
+            400: {"model": ErrorBody, "description": "the body could not be parsed"},
+            413: {"model": ErrorBody, "description": "request body too large"},
+        },
     )
     async def popularity_batch(request: BatchRequest) -> Response:
         """Predictions for up to 1,000 posts in request order; an unknown or invalid post gets

@@ -138,8 +138,8 @@ def test_readiness_and_prometheus_metrics(platform) -> None:
     assert 0 <= body["registry_checked_seconds_ago"] < 60
     text = metrics.text
     route = 'route="/v1/posts/{post_id}/popularity"'
-    assert f'smp_http_requests_total{{{route},code="200"}} 3.0' in text
-    assert f'smp_http_requests_total{{{route},code="404"}} 1.0' in text
+    assert f'smp_http_requests_total{{code="200",{route}}} 3.0' in text
+    assert f'smp_http_requests_total{{code="404",{route}}} 1.0' in text
     assert f"smp_http_request_seconds_count{{{route}}} 4.0" in text
     assert f"smp_served_model_version {float(platform.train_outcome.version)}" in text
     assert "smp_online_store_errors_total 0.0" in text

@@ -150,8 +150,9 @@ def test_lookups_answer_while_the_views_are_materializing(platform_copy) -> None
             store.registry.get_feature_view(p.name, store.project)
             for p in service.feature_view_projections
         ]
-        for view in views:  # the call FeatureStore.materialize makes before writing
-            store._transition_fv_to_materializing(view, [], {})
+        for view in views:  # what FeatureStore.materialize does to each view before writing
+            view.state = FeatureViewState.MATERIALIZING
+            store.registry.apply_feature_view(view, store.project, commit=True)
         fresh = FeatureStore(config=FeatureStoreGateway(settings).repo_config())
         states = {
             p.name: fresh.registry.get_feature_view(p.name, fresh.project).state
@@ -228,7 +229,10 @@ def test_sigterm_drains_and_exits_within_seconds(platform_copy) -> None:
         stop.set()
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0
+    output = proc.stdout.read().decode()  # type: ignore[union-attr]
+    # uvicorn drains, runs the app's shutdown, then re-raises SIGTERM (exit status -15)
+    assert proc.returncode in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output, output
     assert exit_seconds < 8
     assert codes and set(codes) == {200}
 
