@@ -98,7 +98,6 @@ class ChampionWatcher:
         self.state = WatcherState()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._broken: dict[str, str] = {}  # version -> why it could not be loaded (logged once)
 
     def check_once(self) -> bool:
         """One registry check (and model load if the alias moved); False on any error."""
