@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 HOSTILE_IDS = [
     "x" * 65536,  # 64 kB
+    "y" * 300,
     "%00",
     "a%00b",
     "%2F",
@@ -70,7 +71,9 @@ def test_hostile_post_ids_never_give_a_server_error(platform) -> None:
     # none of these is a known post: no 200 on the single lookup
     assert all(single in (400, 404, 414, 422) for single, _ in answers.values()), answers
     assert answers["%00"][0] == 422  # decoded to a NUL: not printable
-    assert answers["x" * 40][0] == 422  # longer than 256 characters
+    # 64 kB: uvicorn's HTTP parser may refuse the request line (400) before the app's cap (422)
+    assert answers["x" * 40][0] in (400, 422)
+    assert answers["y" * 40][0] == 422  # 300 characters: the app's length cap
     assert answers["\u202eevil\u202c"][0] == 422  # a bidi override is not printable
 
 
