@@ -155,13 +155,24 @@ def serve(
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     poll_seconds: Annotated[float, typer.Option(help="How often to re-check @champion.")] = 5.0,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (one per core serves the most requests/s).")
+    ] = 1,
+    shutdown_seconds: Annotated[
+        float, typer.Option(help="On SIGTERM, how long in-flight requests may finish.")
+    ] = 5.0,
 ) -> None:
-    """Serve GET /v1/posts/{post_id}/popularity and /healthz."""
-    import uvicorn
+    """Serve the popularity lookups, /healthz, /readyz and /metrics."""
+    from smp_platform.service.app import serve as run_service
 
-    from smp_platform.service.app import create_app
-
-    uvicorn.run(create_app(_settings(), poll_seconds=poll_seconds), host=host, port=port)
+    run_service(
+        _settings(),
+        host=host,
+        port=port,
+        poll_seconds=poll_seconds,
+        workers=workers,
+        shutdown_seconds=shutdown_seconds,
+    )
 
 
 @app.command()

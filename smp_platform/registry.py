@@ -110,6 +110,9 @@ def _window(frame: pd.DataFrame) -> tuple[str, str]:
     return timestamps.min().isoformat(), timestamps.max().isoformat()
 
 
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+
+
 class ModelRegistry:
     """The configured model (``settings.train.model_name``) in the configured MLflow."""
 
@@ -259,8 +262,12 @@ class ModelRegistry:
 
         try:
             version = self.client.get_model_version_by_alias(self.name, CHAMPION)
-        except MlflowException:
-            return None
+        except MlflowException as exc:
+            # "No such model / alias" means no champion; anything else (registry unreachable,
+            # database locked) is raised, so the service keeps its loaded model and says why.
+            if exc.error_code in _NOT_FOUND:
+                return None
+            raise
         service = version.tags.get(FEATURE_SERVICE_TAG) or self.settings.feature_service
         return str(version.version), str(service)
 

@@ -1,21 +1,49 @@
-"""``GET /v1/posts/{post_id}/popularity``: the champion's prediction from the same Feast views
-it was trained on (the feature service named by the model version's tag)."""
+"""The prediction service: the champion's popularity for posts, from the same Feast views it was
+trained on (the feature service named by the model version's tag).
+
+- ``GET /v1/posts/{post_id}/popularity`` one post; ``POST /v1/posts/popularity:batch`` up to
+  1,000 posts in one online read and one prediction.
+- ``GET /healthz`` liveness, ``GET /readyz`` readiness (champion loaded, online store answering,
+  age of the last registry check), ``GET /metrics`` Prometheus.
+
+The champion is checked off the request path (:class:`~smp_platform.service.champion.
+ChampionWatcher`); a request reads one reference and never waits for the registry. Online
+reads go below Feast's ``get_online_features`` (:mod:`smp_platform.service.online`) so that a
+view being materialized never fails a lookup.
+"""
 
 from __future__ import annotations
 
+import gc
+import json
 import logging
-import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from smp_platform.config import Settings
+from smp_platform.service.champion import ChampionWatcher, LoadedChampion
+from smp_platform.service.metrics import ServiceMetrics
+from smp_platform.service.online import OnlineReader, OnlineStoreUnavailable
+from smp_platform.service.scoring import Scorer
 
 log = logging.getLogger(__name__)
+
+MAX_POST_ID_LENGTH = 256
+MAX_BATCH_POSTS = 1000
+# 1,000 IDs of 256 characters, each escaped as \uXXXX at worst, plus JSON punctuation.
+MAX_BODY_BYTES = 2 * 1024 * 1024
+RETRY_AFTER_SECONDS = 2
+JSON = "application/json"
 
 
 class Prediction(BaseModel):
@@ -25,106 +53,395 @@ class Prediction(BaseModel):
     model_version: str
 
 
-@dataclass
-class LoadedChampion:
-    version: str
-    feature_service: str
-    model: Any  # mlflow.pyfunc.PyFuncModel
-    feature_columns: list[str]
-
-    @property
-    def predictor(self) -> Any:
-        return self.model.unwrap_python_model()
+class ErrorBody(BaseModel):
+    detail: str
 
 
-class ChampionCache:
-    """The current ``@champion``, re-checked at most every ``poll_seconds``.
+class BatchRequest(BaseModel):
+    post_ids: list[str] = Field(min_length=1, max_length=MAX_BATCH_POSTS)
 
-    A promotion is picked up without a restart; a check costs one registry read, a model load
-    happens only when the alias points at a new version.
-    """
 
-    def __init__(self, settings: Settings, poll_seconds: float):
-        self.settings = settings
-        self.poll_seconds = poll_seconds
-        self._champion: LoadedChampion | None = None
-        self._checked_at = 0.0
-        self._lock = threading.Lock()
+class BatchPrediction(BaseModel):
+    post_id: str
+    popularity: float
 
-    def get(self) -> LoadedChampion | None:
-        if time.monotonic() - self._checked_at < self.poll_seconds and self._champion:
-            return self._champion
-        with self._lock:
-            if time.monotonic() - self._checked_at >= self.poll_seconds or not self._champion:
-                self._champion = self._load_if_changed()
-                self._checked_at = time.monotonic()
-        return self._champion
 
-    def _load_if_changed(self) -> LoadedChampion | None:
-        from smp_platform.registry import ModelRegistry
+class BatchError(BaseModel):
+    post_id: str
+    error: str
 
-        registry = ModelRegistry(self.settings)
-        found = registry.champion()
-        if found is None:
-            return None
-        version, feature_service = found
-        if self._champion and self._champion.version == version:
-            return self._champion
-        model, columns = registry.load_with_columns(version)
-        feature_service = feature_service or self.settings.feature_service
-        log.info(
-            "serving %s version %s (feature service %s)",
-            self.settings.train.model_name,
-            version,
-            feature_service,
-        )
-        return LoadedChampion(version, feature_service, model, columns)
+
+class BatchResponse(BaseModel):
+    model_name: str
+    model_version: str
+    predictions: list[BatchPrediction | BatchError]
+
+
+class Health(BaseModel):
+    status: str
+    model_name: str
+    model_version: str | None
+
+
+class Readiness(BaseModel):
+    status: str
+    reasons: list[str]
+    model_version: str | None
+    feature_service: str | None
+    online_store: str
+    registry_checked_seconds_ago: float | None
+    registry_error: str | None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "unknown post, or not refreshed yet"},
+    422: {"model": ErrorBody, "description": "invalid request"},
+    503: {"model": ErrorBody, "description": "no champion yet, or the online store is down"},
+}
+
+
+def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body, allow_nan=False).encode(), status, headers=headers, media_type=JSON
+    )
+
+
+def _error(status: int, detail: str, *, retry: bool = False) -> Response:
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if retry else None
+    return _json(status, {"detail": detail}, headers)
+
+
+def invalid_post_id(post_id: str) -> str | None:
+    """Why ``post_id`` cannot be a post ID, or None when it can."""
+    if not post_id:
+        return "post_id is empty"
+    if len(post_id) > MAX_POST_ID_LENGTH:
+        return f"post_id is longer than {MAX_POST_ID_LENGTH} characters ({len(post_id):,})"
+    if not post_id.isprintable():
+        return "post_id holds a non-printable character"
+    return None
 
 
 def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
-    from smp_platform.store import FeatureStoreGateway, rows_with_features
+    from smp_platform.store import FeatureStoreGateway
 
-    app = FastAPI(title="smp-platform prediction service", version="1")
     gateway = FeatureStoreGateway(settings)
-    champions = ChampionCache(settings, poll_seconds)
+    metrics = ServiceMetrics()
+    model_name = settings.train.model_name
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        current = champions.get()
-        return {
-            "status": "ok",
-            "model_name": settings.train.model_name,
-            "model_version": current.version if current else None,
-        }
+    def prepare(champion: LoadedChampion) -> None:
+        # Runs in the watcher thread: a version whose model or views cannot be compiled is
+        # "broken" and the previous one keeps serving.
+        champion.extras["scorer"] = Scorer(champion.predictor)
+        champion.extras["reader"] = OnlineReader(gateway.store, champion.feature_service)
+        metrics.model_version.set(float(champion.version) if champion.version.isdigit() else -1)
+        # The loaded model, MLflow, Feast and sklearn are millions of long-lived objects: left
+        # to the cyclic GC, its full collections landed in requests (a 1,000-post read went
+        # from 8 ms to 660 ms). Frozen objects are never scanned again.
+        gc.collect()
+        gc.freeze()
 
-    @app.get("/v1/posts/{post_id}/popularity", response_model=Prediction)
-    def popularity(post_id: str) -> Any:
-        current = champions.get()
-        if current is None:
-            return JSONResponse(
-                status_code=503,
-                content={
-                    "detail": f"no @champion version of {settings.train.model_name}; "
-                    "run `smp train` and `smp promote`"
-                },
-            )
-        features = gateway.online_features([post_id], current.feature_service)
-        if not rows_with_features(features, current.feature_columns).iloc[0]:
-            return JSONResponse(
-                status_code=404,
-                content={
-                    "detail": f"post {post_id!r} has no features in the online store: "
-                    "unknown post, or not refreshed yet"
-                },
-            )
-        # The pyfunc's own model, without MLflow's per-call signature checks (a few ms per
-        # request); the batch path goes through pyfunc.predict and the tests hold them equal.
-        value = float(current.predictor.predict_frame(features)[0])
-        return Prediction(
-            post_id=post_id,
-            popularity=value,
-            model_name=settings.train.model_name,
-            model_version=current.version,
+    watcher = ChampionWatcher(settings, poll_seconds, prepare)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        watcher.check_once()  # before the first request; a failure leaves the service not ready
+        watcher.start()
+        try:
+            yield
+        finally:
+            watcher.stop()
+
+    app = FastAPI(
+        title="smp-platform prediction service",
+        version="1",
+        lifespan=lifespan,
+        description="Popularity of social media posts from the @champion model.",
+    )
+    app.add_middleware(ServiceMiddleware, metrics=metrics)  # type: ignore[arg-type]
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> Response:
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(422, f"invalid request: {where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> Response:
+        return _json(error.status_code, {"detail": str(error.detail)}, error.headers)
+
+    def no_champion() -> Response:
+        detail = f"no @champion version of {model_name} is loaded"
+        if watcher.state.last_error:
+            detail += f" (registry: {watcher.state.last_error})"
+        else:
+            detail += "; run `smp train` and `smp promote`"
+        return _error(503, detail, retry=True)
+
+    def store_down(error: OnlineStoreUnavailable) -> Response:
+        metrics.online_store_errors.inc()
+        log.warning("online store unavailable: %s", error)
+        return _error(503, f"the online store is unavailable: {error}", retry=True)
+
+    @app.get("/healthz", response_model=Health)
+    async def healthz() -> Response:
+        """Liveness: the process answers (says nothing about the model or the store)."""
+        current = watcher.champion
+        return _json(
+            200,
+            {
+                "status": "ok",
+                "model_name": model_name,
+                "model_version": current.version if current else None,
+            },
         )
 
+    @app.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+    async def readyz() -> Response:
+        """Readiness: a champion is loaded and the online store answers."""
+        current = watcher.champion
+        reasons = []
+        store = "not checked"
+        if current is None:
+            reasons.append(f"no @champion version of {model_name} is loaded")
+        else:
+            try:
+                current.extras["reader"].probe()
+                store = "ok"
+            except OnlineStoreUnavailable as error:
+                metrics.online_store_errors.inc()
+                store = f"unavailable: {error}"
+                reasons.append(f"the online store is unavailable: {error}")
+        age = watcher.seconds_since_check()
+        body = {
+            "status": "not ready" if reasons else "ready",
+            "reasons": reasons,
+            "model_version": current.version if current else None,
+            "feature_service": current.feature_service if current else None,
+            "online_store": store,
+            "registry_checked_seconds_ago": None if age is None else round(age, 3),
+            "registry_error": watcher.state.last_error,
+        }
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if reasons else None
+        return _json(503 if reasons else 200, body, headers)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return metrics.response()
+
+    @app.get("/v1/posts/{post_id}/popularity", response_model=Prediction, responses=ERRORS)
+    async def popularity(
+        post_id: Annotated[str, PathParam(max_length=MAX_POST_ID_LENGTH)],
+    ) -> Response:
+        """The champion's popularity prediction for one post."""
+        why = invalid_post_id(post_id)
+        if why:
+            return _error(422, why)
+        current = watcher.champion
+        if current is None:
+            return no_champion()
+        try:
+            block = current.extras["reader"].read([post_id])
+        except OnlineStoreUnavailable as error:
+            return store_down(error)
+        if not block.found[0]:
+            return _error(
+                404,
+                f"post {post_id!r} has no features in the online store: "
+                "unknown post, or not refreshed yet",
+            )
+        value = float(current.extras["scorer"].predict(block, np.array([0]))[0])
+        return _json(
+            200,
+            {
+                "post_id": post_id,
+                "popularity": value,
+                "model_name": model_name,
+                "model_version": current.version,
+            },
+        )
+
+    @app.post(
+        "/v1/posts/popularity:batch",
+        response_model=BatchResponse,
+        responses={
+            **ERRORS,
+            400: {"model": ErrorBody, "description": "the body could not be parsed"},
+            413: {"model": ErrorBody, "description": "request body too large"},
+        },
+    )
+    async def popularity_batch(request: BatchRequest) -> Response:
+        """Predictions for up to 1,000 posts in request order; an unknown or invalid post gets
+        an ``error`` entry instead of failing the call."""
+        current = watcher.champion
+        if current is None:
+            return no_champion()
+        post_ids = request.post_ids
+        errors = {p: why for p in dict.fromkeys(post_ids) if (why := invalid_post_id(p))}
+        valid = [p for p in dict.fromkeys(post_ids) if p not in errors]
+        values: dict[str, float] = {}
+        if valid:
+            try:
+                block = current.extras["reader"].read(valid)
+            except OnlineStoreUnavailable as error:
+                return store_down(error)
+            found = np.flatnonzero(block.found)
+            predictions = current.extras["scorer"].predict(block, found).tolist()
+            values = {valid[i]: v for i, v in zip(found.tolist(), predictions, strict=True)}
+        entries = []
+        for p in post_ids:
+            if p in values:
+                entries.append({"post_id": p, "popularity": values[p]})
+            else:
+                why = errors.get(p) or "no features in the online store: unknown post, or not "
+                entries.append({"post_id": p, "error": errors.get(p) or why + "refreshed yet"})
+        return _json(
+            200,
+            {"model_name": model_name, "model_version": current.version, "predictions": entries},
+        )
+
+    app.state.watcher = watcher
+    app.state.metrics = metrics
     return app
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class ServiceMiddleware:
+    """Request metrics (by route template and status) and the request-body size limit.
+
+    A pure ASGI middleware: Starlette's BaseHTTPMiddleware costs ~0.3 ms a request here.
+    """
+
+    def __init__(self, app: Any, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        if scope["method"] == "POST":
+            body, too_large = await _read_body(receive)
+            if body is None:
+                return  # the client went away
+            if too_large:
+                await _send_error(send, 413, f"request body larger than {MAX_BODY_BYTES:,} bytes")
+                self.metrics.observe("unmatched", 413, time.perf_counter() - started)
+                return
+            receive = _replay(body, receive)
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe(label, status, time.perf_counter() - started)
+
+
+async def _read_body(receive: Receive) -> tuple[bytes | None, bool]:
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None, False
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return b"", True
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+
+
+def _replay(body: bytes, original: Receive) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await original()  # the disconnect, when it comes
+
+    return receive
+
+
+async def _send_error(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+# -- running it -------------------------------------------------------------------------------
+POLL_SECONDS_ENV = "SMP_SERVICE_POLL_SECONDS"
+
+
+def _one_blas_thread() -> None:
+    """Concurrency comes from requests and worker processes: multithreaded BLAS on a busy 2-core
+    machine made a 1,000-post batch's (1000 x 384) adapter matmul 37 ms instead of 6 ms."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def app_from_environment() -> FastAPI:
+    """The app for a uvicorn worker process: settings from ``SMP_*`` (``serve`` sets them)."""
+    import os
+
+    _one_blas_thread()
+    return create_app(Settings(), poll_seconds=float(os.environ.get(POLL_SECONDS_ENV, "5")))
+
+
+def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    poll_seconds: float = 5.0,
+    workers: int = 1,
+    shutdown_seconds: float = 5.0,
+) -> None:
+    """Run the service with uvicorn until SIGTERM/SIGINT, then drain for ``shutdown_seconds``.
+
+    uvloop + httptools when installed (measured: ~30% more requests/s than asyncio + h11),
+    no access log (one line per request costs more than the lookup).
+    """
+    import os
+
+    import uvicorn
+
+    _one_blas_thread()
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "access_log": False,
+        "timeout_graceful_shutdown": shutdown_seconds,
+        "log_level": "info",
+    }
+    if workers > 1:
+        # Worker processes rebuild the settings from the environment.
+        os.environ["SMP_DATA_DIR"] = str(settings.root)
+        os.environ[POLL_SECONDS_ENV] = str(poll_seconds)
+        uvicorn.run(
+            "smp_platform.service.app:app_from_environment",
+            factory=True,
+            workers=workers,
+            **options,
+        )
+    else:
+        uvicorn.run(create_app(settings, poll_seconds=poll_seconds), **options)
