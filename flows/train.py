@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from smp_platform.config import Settings
+from smp_platform.config import Settings, bound_settings, run_settings
+from smp_platform.locking import writer_lock
 from smp_platform.train import TrainOutcome, train_candidate
 
 
 @flow(name="train", log_prints=False)
-def train_flow(settings: Settings | None = None) -> TrainOutcome:
-    """Labels -> entity frame -> get_historical_features -> adapter + CatBoost -> MLflow."""
-    settings = settings or Settings()  # a deployment run: from SMP_* env
-    outcome = train_candidate(settings)
+def train_flow(data_dir: str | None = None) -> TrainOutcome:
+    """Labels -> entity frame -> get_historical_features -> adapter + CatBoost -> MLflow.
+
+    Settings come from the caller's ``bound_settings`` or the environment (never a parameter).
+    """
+    settings = run_settings(data_dir)
+    with writer_lock(settings.root, "train", settings.lock_timeout_s):
+        outcome = train_candidate(settings)
     get_run_logger().info("train done: %s", outcome)
     return outcome
+
+
+def run_train(settings: Settings) -> TrainOutcome:
+    """The train flow with these settings, bound in this process (not a flow parameter)."""
+    with bound_settings(settings):
+        return train_flow(data_dir=str(settings.root))

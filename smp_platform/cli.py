@@ -1,7 +1,12 @@
 """The ``smp`` command line: a contract others script against.
 
 Every heavy import (torch, Feast, MLflow, Prefect) happens inside a command, so ``smp --help``
-answers at once. Errors a user can cause exit with code 2 and a message; tracebacks are bugs.
+answers at once. Exit codes: 0 done; 1 the work ran and failed (a refresh with failed batches:
+what was good is stored, the rest is retried next run); 2 a usage error, or the data dir held
+by another writer for longer than ``lock_timeout_s``. Tracebacks are bugs.
+
+Every writing command holds the data dir's writer lock (:mod:`smp_platform.locking`) for its
+whole run; ``serve`` never takes it.
 """
 
 from __future__ import annotations
@@ -36,6 +41,13 @@ def _settings():  # type: ignore[no-untyped-def]
     settings = Settings(**overrides)
     settings.ensure_dirs()
     return settings
+
+
+def _writing(settings, command: str):  # type: ignore[no-untyped-def]
+    """The data dir's writer lock for a writing command (waits, then exit 2 naming the holder)."""
+    from smp_platform.locking import writer_lock
+
+    return writer_lock(settings.root, command, settings.lock_timeout_s)
 
 
 class _LibraryNoticeFilter:
@@ -92,7 +104,9 @@ def ingest(
     """Load posts, authors and labels into the warehouse (an idempotent upsert by post_id)."""
     from smp_platform.ingest import ingest as ingest_dataset
 
-    summary = ingest_dataset(_settings(), fmt, path, with_labels=not no_labels)
+    settings = _settings()
+    with _writing(settings, "ingest"):
+        summary = ingest_dataset(settings, fmt, path, with_labels=not no_labels)
     typer.echo(f"ingest {path}: {summary}")
 
 
@@ -106,19 +120,32 @@ def refresh(
         ),
     ] = False,
 ) -> None:
-    """Compute, validate and store features of posts that have none (or stale ones)."""
-    from flows.refresh import run_refresh
+    """Compute, validate and store features of posts that have none (or stale ones), and put
+    every stored row online. Exit 1 when a batch failed (the good ones are stored and online;
+    the failed posts are retried by the next refresh)."""
+    from smp_platform.refresh import check_for_work
 
-    summary = run_refresh(_settings(), use_dask=dask, show_progress=sys.stderr.isatty())
+    settings = _settings()
+    with _writing(settings, "refresh"):
+        # Up to date: answer without starting Prefect or loading a model.
+        check = check_for_work(settings)
+        if not check.has_work:
+            typer.echo(f"refresh: {check}")
+            return
+        from flows.refresh import run_refresh
+
+        summary = run_refresh(settings, use_dask=dask, show_progress=sys.stderr.isatty())
     typer.echo(f"refresh: {summary}")
 
 
 @app.command()
 def train() -> None:
     """Train a candidate from the offline store and register it in MLflow."""
-    from flows.train import train_flow
+    from flows.train import run_train
 
-    result = train_flow(_settings())
+    settings = _settings()
+    with _writing(settings, "train"):
+        result = run_train(settings)
     typer.echo(f"train: {result}")
 
 
@@ -129,9 +156,11 @@ def promote(
     ] = None,
 ) -> None:
     """Make the candidate @champion if it beats the current champion on the same posts."""
-    from flows.promote import promote_flow
+    from flows.promote import run_promote
 
-    decision = promote_flow(_settings(), version)
+    settings = _settings()
+    with _writing(settings, "promote"):
+        decision = run_promote(settings, version)
     typer.echo(f"promote: {decision}")
 
 
@@ -146,7 +175,9 @@ def predict(
     """Batch prediction: load the posts (no labels), compute their features, predict."""
     from smp_platform.predict import predict_batch
 
-    n = predict_batch(_settings(), fmt, input_path, output)
+    settings = _settings()
+    with _writing(settings, "predict"):
+        n = predict_batch(settings, fmt, input_path, output)
     typer.echo(f"predict: {n:,} posts -> {output}")
 
 
@@ -181,7 +212,10 @@ def evaluate() -> None:
     prints SRC/MAE per row and logs them to MLflow (parent + child runs)."""
     from smp_platform.evaluate import evaluate as run_evaluation
 
-    typer.echo(run_evaluation(_settings()))
+    settings = _settings()
+    with _writing(settings, "evaluate"):  # logs runs to the data dir's MLflow store
+        result = run_evaluation(settings)
+    typer.echo(result)
 
 
 @app.command()
@@ -189,7 +223,10 @@ def report() -> None:
     """Write the paper's figures (PNG) to <data dir>/reports and log them to MLflow."""
     from smp_platform.report import write_reports
 
-    for path in write_reports(_settings()):
+    settings = _settings()
+    with _writing(settings, "report"):  # writes <data dir>/reports and logs to MLflow
+        paths = write_reports(settings)
+    for path in paths:
         typer.echo(str(path))
 
 
@@ -217,7 +254,9 @@ def demo(
     an online prediction."""
     from smp_platform.demo import demo as run_demo
 
-    run_demo(_settings(), data, with_ablation=ablation)
+    settings = _settings()
+    with _writing(settings, "demo"):
+        run_demo(settings, data, with_ablation=ablation)
 
 
 def main() -> None:

@@ -6,10 +6,13 @@ Nothing here runs at import time: entry points create one :class:`Settings` and 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -72,11 +75,15 @@ class TrainSettings(BaseModel):
 
 
 class ComposeSettings(BaseModel):
-    """Addresses of the compose stack's services (profile ``compose``), all from env vars."""
+    """Addresses of the compose stack's services (profile ``compose``), all from env vars.
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    postgres_dsn: str = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
+    Anything that may carry a password is a ``SecretStr``: it prints as ``**********``, and
+    its value is taken (``get_secret_value()``) only where a client connects.
+    """
+
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    postgres_dsn: SecretStr = SecretStr("postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    mlflow_tracking_uri: SecretStr = SecretStr("http://127.0.0.1:5000")
     prefect_api_url: str | None = None
 
 
@@ -156,7 +163,7 @@ class Settings(BaseSettings):
     @property
     def mlflow_tracking_uri(self) -> str:
         if self.profile == "compose":
-            return self.compose.mlflow_tracking_uri
+            return self.compose.mlflow_tracking_uri.get_secret_value()
         return f"sqlite:///{self.root / 'mlflow.db'}"
 
     @property
@@ -166,3 +173,30 @@ class Settings(BaseSettings):
     def ensure_dirs(self) -> None:
         for path in (self.root, self.offline_dir, self.feast_dir, self.models_dir):
             path.mkdir(parents=True, exist_ok=True)
+
+
+# -- settings of a flow run ----------------------------------------------------------------------
+# Flows never take Settings as a parameter (Prefect stores parameters, and shows them in its UI):
+# a caller in this process binds its Settings here, and a deployment run builds them from the
+# worker's SMP_* environment and smp.toml.
+_bound: ContextVar[Settings | None] = ContextVar("smp_bound_settings", default=None)
+
+
+@contextmanager
+def bound_settings(settings: Settings) -> Iterator[Settings]:
+    """Flows called inside this block (in this process) use ``settings``."""
+    token = _bound.set(settings)
+    try:
+        yield settings
+    finally:
+        _bound.reset(token)
+
+
+def run_settings(data_dir: str | Path | None = None) -> Settings:
+    """The settings of a flow run: those bound by the caller (for the same data dir), else
+    from the environment / profile, with ``data_dir`` when given."""
+    bound = _bound.get()
+    wanted = Path(data_dir).expanduser().resolve() if data_dir else None
+    if bound is not None and wanted in (None, bound.root):
+        return bound
+    return Settings(data_dir=wanted) if wanted else Settings()

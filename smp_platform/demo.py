@@ -27,9 +27,9 @@ def demo(
     from rich.markup import escape
     from rich.table import Table
 
-    from flows.promote import promote_flow
+    from flows.promote import run_promote
     from flows.refresh import run_refresh
-    from flows.train import train_flow
+    from flows.train import run_train
     from smp_platform.evaluate import evaluate
     from smp_platform.ingest import ingest, slice_smp_video
     from smp_platform.report import write_reports
@@ -52,9 +52,9 @@ def demo(
     console.print("[bold]2/7 refresh[/]")
     refreshed = run_refresh(settings, show_progress=True)
     console.print(f"           {escape(str(refreshed))}")
-    outcome = train_flow(settings)
+    outcome = run_train(settings)
     console.print(f"[bold]3/7 train[/]: {escape(str(outcome))}")
-    decision = promote_flow(settings, outcome.version)
+    decision = run_promote(settings, outcome.version)
     console.print(f"[bold]4/7 promote[/]: {escape(str(decision))}")
     if with_ablation:
         console.print("[bold]5/7 ablation[/] (time-split validation posts)")

@@ -7,3 +7,10 @@ class UserError(Exception):
 
 class DataDirBusy(UserError):
     """Another writing command held the data dir for longer than the configured wait."""
+
+
+class RefreshFailed(UserError):
+    """A refresh had failed batches (or could not materialize): what was good is stored and
+    online, the failed posts are retried by the next run, and the run ends Failed."""
+
+    exit_code = 1

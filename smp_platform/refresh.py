@@ -28,7 +28,13 @@ import pandas as pd
 
 from feature_repo.data_sources import EVENT_TIMESTAMP
 from feature_repo.entities import POST_ID
-from feature_repo.feature_views import ENCODER_ID, INPUT_HASH, embedding_columns, groups
+from feature_repo.feature_views import (
+    ENCODER_ID,
+    INPUT_HASH,
+    VIEW_FIELDS,
+    embedding_columns,
+    groups,
+)
 from smp_platform.config import Settings
 
 log = logging.getLogger(__name__)
@@ -62,6 +68,20 @@ class RefreshSummary:
         self.failures.extend(result.failures)
         self.quarantined += len(result.quarantine)
 
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+    def failure_message(self) -> str:
+        """Why the run failed, for the CLI and the flow's Failed state."""
+        reasons = "\n".join(f"  - {failure}" for failure in self.failures)
+        written = sum(self.written.values())
+        return (
+            f"refresh failed: {len(self.failures)} batch(es) failed and were not written; "
+            f"their posts are retried by the next refresh ({written:,} feature rows of the "
+            f"other batches written and put online):\n{reasons}"
+        )
+
     def __str__(self) -> str:
         written = sum(self.written.values())
         parts = [f"{written:,} feature rows written"]
@@ -75,7 +95,7 @@ class RefreshSummary:
                 "switched off: " + ", ".join(f"{g} ({why})" for g, why in self.disabled.items())
             )
         if self.failures:
-            parts.append(f"{len(self.failures)} batch(es) failed validation and were not written")
+            parts.append(f"{len(self.failures)} batch(es) failed and were not written")
         if self.quarantined:
             parts.append(f"{self.quarantined} post(s) quarantined")
         return "; ".join(parts)
@@ -190,6 +210,18 @@ def stale_posts(posts: pd.DataFrame, stored: pd.DataFrame, encoder_id: str) -> p
     return posts[~posts[POST_ID].isin(fresh_ids)]
 
 
+def stale_in_any_view(
+    posts: pd.DataFrame, gateway: Any, view_names: Sequence[str], encoder_id: str
+) -> pd.DataFrame:
+    """Posts stale in any view of a group: the views of one batch are written one after the
+    other, so a run that died between them left some current and others not. The whole group
+    is recomputed for such a post, and its views are complete together again."""
+    stale_ids: set[str] = set()
+    for view in view_names:
+        stale_ids.update(stale_posts(posts, gateway.current_rows(view), encoder_id)[POST_ID])
+    return posts[posts[POST_ID].isin(stale_ids)]
+
+
 # -- computing one batch ---------------------------------------------------------------------
 def compute_group(
     group: str, posts: pd.DataFrame, history: pd.DataFrame | None, settings: Settings
@@ -242,10 +274,13 @@ def process_batch(
     created_at: datetime,
 ) -> BatchResult:
     """Compute, validate and write one batch of one group (the unit of parallel work)."""
+    from smp_platform.faults import fail_point, fault_point
     from smp_platform.store import FeatureStoreGateway
     from smp_platform.validation import validate_batch
     from smp_platform.warehouse import Warehouse
 
+    if group == "tabular":
+        fail_point("batch-error")
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         posts = warehouse.posts_frame(post_ids)
         history = warehouse.author_history(post_ids) if group == "tabular" else None
@@ -267,6 +302,8 @@ def process_batch(
         result.failures.extend(r.summary() for r in reports.values() if not r.success)
         return result
     for view, frame in frames.items():
+        if result.rows_written:
+            fault_point("between-views")
         gateway.write_view(view, frame, created_at)
         result.rows_written[view] = len(frame)
     ts = pd.to_datetime(posts["posted_at"], utc=True)
@@ -317,7 +354,7 @@ def plan_refresh(settings: Settings, group_names: Sequence[str] | None = None) -
     for group in group_names or list(views):
         try:
             encoder_id = encoder_identity(group, settings)
-            todo = stale_posts(posts, gateway.current_rows(views[group][0]), encoder_id)
+            todo = stale_in_any_view(posts, gateway, views[group], encoder_id)
             if len(todo) and group != "tabular":
                 load_encoder(group, settings)  # weights that cannot load: off now, not mid-run
         except EncoderUnavailable as exc:
@@ -332,22 +369,68 @@ def plan_refresh(settings: Settings, group_names: Sequence[str] | None = None) -
     return plan
 
 
-def materialize_written(
-    settings: Settings, results: list[BatchResult], overlap: timedelta | None = None
-) -> int:
-    """Materialize the event-time window this refresh wrote, with an overlap for late rows."""
+def pending_parts(settings: Settings) -> dict[str, pd.DataFrame]:
+    """Per view, the offline parts the online store may lack: every part not recorded as
+    materialized, or rewritten since (size or mtime differ). Whoever wrote them and however
+    that run ended, the next :func:`materialize_pending` puts them online."""
     from smp_platform.store import FeatureStoreGateway
+    from smp_platform.warehouse import Warehouse
 
-    stamps = [r for r in results if r.min_ts is not None and r.rows_written]
-    if not stamps:
-        return 0
+    gateway = FeatureStoreGateway(settings)
+    with Warehouse(settings.warehouse_path) as warehouse:
+        done = warehouse.materialized_parts()
+    keys = ["part", "size", "mtime_ns"]
+    pending = {}
+    for view in VIEW_FIELDS:
+        parts = gateway.parts(view)
+        recorded = done.loc[done["feature_view"] == view, keys]
+        merged = parts.merge(recorded, on=keys, how="left", indicator=True)
+        todo = merged.loc[merged["_merge"] == "left_only", keys].reset_index(drop=True)
+        if len(todo):
+            pending[view] = todo
+    return pending
+
+
+def _time_clusters(ranges: pd.DataFrame, gap: timedelta) -> list[tuple[datetime, datetime]]:
+    """Merge parts' [min_ts, max_ts] ranges that lie within ``gap`` of each other: a re-encoded
+    2015 post and last night's posts become two short windows, not ten years of them."""
+    clusters: list[tuple[datetime, datetime]] = []
+    for low, high in sorted(zip(ranges["min_ts"], ranges["max_ts"], strict=True)):
+        low, high = pd.Timestamp(low).to_pydatetime(), pd.Timestamp(high).to_pydatetime()
+        if clusters and low - clusters[-1][1] <= gap:
+            clusters[-1] = (clusters[-1][0], max(clusters[-1][1], high))
+        else:
+            clusters.append((low, high))
+    return clusters
+
+
+def materialize_pending(settings: Settings, overlap: timedelta | None = None) -> int:
+    """Materialize every pending part, view by view, over the event-time range its rows span
+    (bounded windows), then record the parts: a run that dies before the record repeats the
+    work, never skips it. Returns the number of windows materialized."""
+    from smp_platform.faults import fault_point
+    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.warehouse import Warehouse
+
     overlap = (
         overlap if overlap is not None else timedelta(hours=settings.materialize_overlap_hours)
     )
-    start = min(r.min_ts for r in stamps if r.min_ts) - overlap
-    end = max(r.max_ts for r in stamps if r.max_ts) + timedelta(seconds=1)
-    views = sorted({v for r in stamps for v in r.rows_written})
-    return FeatureStoreGateway(settings).materialize(start, end, views)
+    gateway = FeatureStoreGateway(settings)
+    windows = 0
+    for i, (view, parts) in enumerate(sorted(pending_parts(settings).items())):
+        if i:
+            fault_point("during-materialize")
+        ranges = gateway.part_time_ranges(view, parts["part"].tolist())
+        ranges = ranges.dropna(subset=["min_ts", "max_ts"])
+        window = timedelta(days=settings.materialize_window_days)
+        for low, high in _time_clusters(ranges, window):
+            start = low.replace(tzinfo=UTC) - overlap
+            end = high.replace(tzinfo=UTC) + timedelta(seconds=1)
+            windows += gateway.materialize(start, end, [view])
+        record = parts.merge(ranges, on="part", how="left").assign(feature_view=view)
+        with Warehouse(settings.warehouse_path) as warehouse:
+            warehouse.record_materialized(record)
+    return windows
 
 
 def finish_refresh(
@@ -366,7 +449,10 @@ def finish_refresh(
             warehouse.quarantine_features(
                 [(pid, f"{r.group}: {why}") for r in results for pid, why in r.quarantine]
             )
-    summary.materialized_windows = materialize_written(settings, results)
+    from smp_platform.faults import fault_point
+
+    fault_point("before-materialize")
+    summary.materialized_windows = materialize_pending(settings)
     return summary
 
 
@@ -390,10 +476,73 @@ def compute_batches(
 
 
 def refresh(settings: Settings, on_batch: BatchDone | None = None) -> RefreshSummary:
-    """The whole refresh in this process, without Prefect (the flow runs the same steps)."""
+    """The whole refresh in this process, without Prefect (the flow runs the same steps).
+
+    Raises :class:`~smp_platform.errors.RefreshFailed` after storing what was good when any
+    batch failed."""
+    from smp_platform.errors import RefreshFailed
+
     plan = plan_refresh(settings)
     results = compute_batches(settings, plan, now_utc(), on_batch)
-    return finish_refresh(settings, plan, results)
+    summary = finish_refresh(settings, plan, results)
+    if summary.failed:
+        raise RefreshFailed(summary.failure_message())
+    return summary
+
+
+def failed_batch(group: str, post_ids: Sequence[str], error: BaseException) -> BatchResult:
+    """A batch that raised: nothing of it was recorded as written; its posts stay stale."""
+    first = post_ids[0] if post_ids else "-"
+    return BatchResult(
+        group=group,
+        failures=[f"{group} batch of {len(post_ids)} post(s) from {first}: {error!r}"],
+    )
+
+
+@dataclass
+class WorkCheck:
+    """What a refresh would do, learned without loading a model or starting Prefect."""
+
+    stale: dict[str, int]
+    pending_parts: int
+    disabled: dict[str, str]
+
+    @property
+    def has_work(self) -> bool:
+        return any(self.stale.values()) or self.pending_parts > 0
+
+    def __str__(self) -> str:
+        if not self.has_work:
+            off = f"; switched off: {', '.join(self.disabled)}" if self.disabled else ""
+            return f"nothing to do: every post's features are current and online{off}"
+        stale = ", ".join(f"{g} {n:,}" for g, n in self.stale.items() if n)
+        return f"stale rows: {stale or 'none'}; {self.pending_parts} part(s) to materialize"
+
+
+def check_for_work(settings: Settings) -> WorkCheck:
+    """Stale posts per group (encoder ids from settings, no model loaded) and parts pending
+    materialization: what the nightly schedule checks before it loads any model."""
+    from smp_platform.features.encoders import EncoderUnavailable
+    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.warehouse import Warehouse
+
+    gateway = FeatureStoreGateway(settings)
+    gateway.apply()  # a no-op unless the definitions changed
+    if not settings.warehouse_path.exists():
+        return WorkCheck(stale={}, pending_parts=0, disabled={})
+    with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
+        posts = warehouse.post_input_keys()
+    posts = posts.assign(**{INPUT_HASH: input_hashes(posts)})
+    check = WorkCheck(stale={}, pending_parts=0, disabled={})
+    for group, view_names in groups().items():
+        try:
+            encoder_id = encoder_identity(group, settings)
+        except EncoderUnavailable as exc:
+            check.disabled[group] = str(exc)
+            continue
+        check.stale[group] = len(stale_in_any_view(posts, gateway, view_names, encoder_id))
+    check.pending_parts = sum(len(p) for p in pending_parts(settings).values())
+    return check
 
 
 def now_utc() -> datetime:

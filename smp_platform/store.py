@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLACEHOLDER_PART = "_schema.parquet"
+APPLIED_MARKER = "applied.sha256"  # fingerprint of the definitions + config last applied
+# Environment variables the rendered feature_store.yaml references instead of secret values.
+POSTGRES_DSN_ENV = "SMP_COMPOSE__POSTGRES_DSN"
+REDIS_PASSWORD_ENV = "SMP_FEAST_REDIS_PASSWORD"
 
 
 _ARROW_TYPES = {
@@ -117,23 +121,31 @@ class FeatureStoreGateway:
         s.feast_dir.mkdir(parents=True, exist_ok=True)
         return RepoConfig(**self.config_dict(), repo_path=s.feast_dir)
 
-    def config_dict(self) -> dict[str, Any]:
+    def config_dict(self, *, for_file: bool = False) -> dict[str, Any]:
+        """Feast's configuration. ``for_file``: secrets as ``${VAR}`` references (Feast expands
+        environment variables when it reads ``feature_store.yaml``), never their values."""
         s = self.settings
         if s.profile == "compose":
             registry: Any = {
                 "registry_type": "sql",
-                "path": s.compose.postgres_dsn,
+                "path": f"${{{POSTGRES_DSN_ENV}}}"
+                if for_file
+                else s.compose.postgres_dsn.get_secret_value(),
                 "cache_ttl_seconds": 10,
                 "sqlalchemy_config_kwargs": {"pool_pre_ping": True},
             }
             online: dict[str, Any] = {
                 "type": "redis",
-                "connection_string": _redis_connection_string(s.compose.redis_url),
+                "connection_string": _redis_connection_string(
+                    s.compose.redis_url.get_secret_value(), password_ref=for_file
+                ),
             }
         else:
             registry = {
                 "registry_type": "file",
                 "path": str(s.feast_dir / "registry.db"),
+                # Written by atomic replace: the service reads it while a refresh writes it.
+                "registry_store_type": "smp_platform.feast_registry.AtomicFileRegistryStore",
                 "cache_ttl_seconds": 10,
             }
             online = {"type": "sqlite", "path": str(s.feast_dir / "online.db")}
@@ -153,12 +165,14 @@ class FeatureStoreGateway:
         return FeatureStore(config=self.repo_config())
 
     # -- registry ------------------------------------------------------------------------
-    def apply(self) -> None:
+    def apply(self) -> bool:
         """Register entity, views and services; every view gets an empty schema part so its
         glob always matches (a view whose encoder is switched off reads as all-null). Also
-        renders ``<data dir>/feast/`` as a repo the ``feast`` CLI can use (see :meth:`render`)."""
-        from feature_repo import definitions
+        renders ``<data dir>/feast/`` as a repo the ``feast`` CLI can use (see :meth:`render`).
 
+        Skipped (returns False) when the definitions and the store's configuration are those
+        of the last apply: an up-to-date refresh pays no registry rewrite.
+        """
         self.settings.ensure_dirs()
         for view_name in VIEW_FIELDS:
             view_dir = self.settings.offline_dir / view_name
@@ -166,8 +180,49 @@ class FeatureStoreGateway:
             placeholder = view_dir / PLACEHOLDER_PART
             if not placeholder.exists():
                 pq.write_table(view_schema(view_name).empty_table(), placeholder)
+        fingerprint = self.definitions_fingerprint()
+        marker = self.settings.feast_dir / APPLIED_MARKER
+        rendered = self.settings.feast_dir / "feature_store.yaml"
+        registry_file = self.settings.feast_dir / "registry.db"
+        if (
+            marker.exists()
+            and marker.read_text(encoding="utf-8").strip() == fingerprint
+            and rendered.exists()
+            and (self.settings.profile != "embedded" or registry_file.exists())
+        ):
+            return False
+        from feature_repo import definitions
+
         self.render()
         self.store.apply(definitions(self.settings))
+        if self.settings.profile == "embedded":
+            _use_wal(self.settings.feast_dir / "online.db")
+        _write_atomically(marker, fingerprint)
+        return True
+
+    def definitions_fingerprint(self) -> str:
+        """A hash of what the applied objects are built from: the ``feature_repo`` sources, the
+        settings they read, the store's configuration (secrets only as part of the hash) and
+        Feast's version. Computed without importing Feast: importing it costs seconds (its
+        typeguard-instrumented classes are compiled at import), which an up-to-date refresh
+        should not pay."""
+        import json
+        from importlib.metadata import version
+
+        import feature_repo
+
+        digest = hashlib.sha256()
+        for source in sorted(Path(feature_repo.__file__).parent.glob("*.py")):
+            digest.update(source.name.encode())
+            digest.update(source.read_bytes())
+        inputs = {
+            "config": self.config_dict(),
+            "settings": self.settings.model_dump(mode="json", exclude={"compose"}),
+            "root": str(self.settings.root),
+            "feast": version("feast"),
+        }
+        digest.update(json.dumps(inputs, sort_keys=True, default=str).encode())
+        return digest.hexdigest()
 
     def render(self) -> Path:
         """``feature_store.yaml`` plus a one-call ``repo.py`` under ``<data dir>/feast/``, so
@@ -176,8 +231,9 @@ class FeatureStoreGateway:
 
         s = self.settings
         s.feast_dir.mkdir(parents=True, exist_ok=True)
-        (s.feast_dir / "feature_store.yaml").write_text(
-            yaml.safe_dump(self.config_dict(), sort_keys=False)
+        _write_atomically(
+            s.feast_dir / "feature_store.yaml",
+            yaml.safe_dump(self.config_dict(for_file=True), sort_keys=False),
         )
         # Only what locates the store: everything else (secrets included) comes from SMP_* env.
         overrides = {
@@ -185,14 +241,15 @@ class FeatureStoreGateway:
             "profile": s.profile,
             "feast_project": s.feast_project,
         }
-        (s.feast_dir / "repo.py").write_text(
+        _write_atomically(
+            s.feast_dir / "repo.py",
             '"""Rendered by smp_platform.store (do not edit): this data dir\'s Feast objects."""\n'
             "\n"
             "from feature_repo import definitions\n"
             "from smp_platform.config import Settings\n"
             "\n"
             f"for _obj in definitions(Settings(**{overrides!r})):\n"
-            '    globals()[f"{type(_obj).__name__}_{_obj.name}"] = _obj\n'
+            '    globals()[f"{type(_obj).__name__}_{_obj.name}"] = _obj\n',
         )
         return s.feast_dir
 
@@ -248,6 +305,39 @@ class FeatureStoreGateway:
         frame = job.to_df()
         return frame.sort_values([EVENT_TIMESTAMP, POST_ID]).reset_index(drop=True)
 
+    # -- parts ---------------------------------------------------------------------------
+    def parts(self, view_name: str) -> pd.DataFrame:
+        """The view's parquet parts as they are now: part (file name), size, mtime_ns."""
+        rows = []
+        for path in sorted((self.settings.offline_dir / view_name).glob("part-*.parquet")):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # replaced between the listing and the stat
+                continue
+            rows.append((path.name, stat.st_size, stat.st_mtime_ns))
+        return pd.DataFrame(rows, columns=["part", "size", "mtime_ns"]).astype(
+            {"part": object, "size": "int64", "mtime_ns": "int64"}
+        )
+
+    def part_time_ranges(self, view_name: str, part_names: Sequence[str]) -> pd.DataFrame:
+        """part, min_ts, max_ts (event time, naive UTC) of the named parts of a view."""
+        import duckdb
+
+        if not part_names:
+            return pd.DataFrame(columns=["part", "min_ts", "max_ts"])
+        files = [str(self.settings.offline_dir / view_name / name) for name in part_names]
+        query = f"""
+            SELECT parse_filename(filename) AS part,
+                   min({EVENT_TIMESTAMP}) AS min_ts, max({EVENT_TIMESTAMP}) AS max_ts
+            FROM read_parquet($files, filename = true) GROUP BY filename
+        """
+        with duckdb.connect() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            frame = con.execute(query, {"files": files}).df()
+        for column in ("min_ts", "max_ts"):
+            frame[column] = pd.to_datetime(frame[column], utc=True).dt.tz_localize(None)
+        return frame
+
     # -- online --------------------------------------------------------------------------
     def materialize(
         self,
@@ -286,16 +376,38 @@ class FeatureStoreGateway:
         return pd.DataFrame(response.to_dict())
 
 
-def _redis_connection_string(url: str) -> str:
-    """redis://host:port/db -> Feast's 'host:port,db=N' form."""
+def _redis_connection_string(url: str, *, password_ref: bool = False) -> str:
+    """redis://host:port/db -> Feast's 'host:port,db=N' form (``password_ref``: the password
+    as a reference to ``$SMP_FEAST_REDIS_PASSWORD``, for files)."""
     from urllib.parse import urlparse
 
     parsed = urlparse(url)
     host = parsed.hostname or "127.0.0.1"
     port = parsed.port or 6379
     db = (parsed.path or "/0").lstrip("/") or "0"
-    extra = f",password={parsed.password}" if parsed.password else ""
+    password = f"${{{REDIS_PASSWORD_ENV}}}" if password_ref else parsed.password
+    extra = f",password={password}" if parsed.password else ""
     return f"{host}:{port},db={db}{extra}"
+
+
+def _use_wal(online_db: Path) -> None:
+    """The SQLite online store in WAL mode: lookups read while a materialize writes. The mode
+    is kept in the database file, so every later connection (Feast's own) uses it."""
+    import sqlite3
+
+    if not online_db.exists():
+        return
+    with contextlib.closing(sqlite3.connect(online_db)) as con:
+        con.execute("PRAGMA journal_mode=WAL")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Readers (the ``feast`` CLI, a service) see the old file or the new one, whole."""
+    import os
+
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
 
 
 def rows_with_features(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:

@@ -80,17 +80,31 @@ _NOT_CONTENT = {"source_format", "source_file", "content_hash"}
 POST_CONTENT_COLUMNS = tuple(c for c in POST_COLUMNS if c not in _NOT_CONTENT)
 AUTHOR_CONTENT_COLUMNS = tuple(c for c in AUTHOR_COLUMNS if c not in _NOT_CONTENT)
 
+# The refresh's record of offline parquet parts already materialized to the online store, one
+# row per (view, part file) as it was when materialized (size + mtime): a part missing here, or
+# rewritten since, is pending, whoever wrote it and however that run ended.
+MATERIALIZED_PART_COLUMNS: dict[str, str] = {
+    "feature_view": "VARCHAR",
+    "part": "VARCHAR",
+    "size": "BIGINT",
+    "mtime_ns": "BIGINT",
+    "min_ts": "TIMESTAMP",
+    "max_ts": "TIMESTAMP",
+}
+
 TABLES: dict[str, dict[str, str]] = {
     "posts": {**POST_COLUMNS, "ingested_at": "TIMESTAMP"},
     "post_authors": {**AUTHOR_COLUMNS, "ingested_at": "TIMESTAMP"},
     "labels": {**LABEL_COLUMNS, "ingested_at": "TIMESTAMP"},
     "quarantine": {**QUARANTINE_COLUMNS, "quarantined_at": "TIMESTAMP"},
+    "materialized_parts": {**MATERIALIZED_PART_COLUMNS, "materialized_at": "TIMESTAMP"},
 }
 _CONSTRAINTS = {
     "posts": "PRIMARY KEY (post_id)",
     "post_authors": "PRIMARY KEY (post_id)",
     "labels": "PRIMARY KEY (post_id)",
     "quarantine": "PRIMARY KEY (source_file, line, reason)",
+    "materialized_parts": "PRIMARY KEY (feature_view, part)",
 }
 _NOT_NULL = {("posts", "user_id")}
 
@@ -348,6 +362,28 @@ class Warehouse:
         finally:
             self._con.unregister("feature_quarantine")
         return self.count("quarantine") - before
+
+    def record_materialized(self, rows: pd.DataFrame) -> None:
+        """Record parts as materialized (``MATERIALIZED_PART_COLUMNS``); a re-record replaces."""
+        if rows.empty:
+            return
+        frame = rows[list(MATERIALIZED_PART_COLUMNS)].assign(
+            materialized_at=datetime.now(UTC).replace(tzinfo=None)
+        )
+        staged = _arrow(frame, TABLES["materialized_parts"])
+        self._con.register("batch_materialized", staged)
+        try:
+            self._con.execute(
+                "INSERT OR REPLACE INTO materialized_parts SELECT * FROM batch_materialized"
+            )
+        finally:
+            self._con.unregister("batch_materialized")
+
+    def materialized_parts(self) -> pd.DataFrame:
+        """feature_view, part, size, mtime_ns of every part recorded as materialized."""
+        return self._con.execute(
+            "SELECT feature_view, part, size, mtime_ns FROM materialized_parts"
+        ).df()
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -38,9 +38,9 @@ class Platform:
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Platform:
     """400 real labelled posts through the real pipeline (real encoders, Feast, MLflow)."""
-    from flows.promote import promote_flow
-    from flows.refresh import refresh_flow
-    from flows.train import train_flow
+    from flows.promote import run_promote
+    from flows.refresh import run_refresh
+    from flows.train import run_train
     from smp_platform.config import Settings
     from smp_platform.ingest import ingest
 
@@ -50,7 +50,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> 
     settings = Settings(data_dir=root / "data", train=fast_train_settings())
     settings.ensure_dirs()
     ingest(settings, "smp-video", train_dir)
-    refresh_flow(settings)
-    outcome = train_flow(settings)
-    promote_flow(settings, outcome.version)
+    run_refresh(settings)
+    outcome = run_train(settings)
+    run_promote(settings, outcome.version)
     return Platform(settings, train_dir, unseen_dir, outcome)

@@ -78,9 +78,9 @@ def test_refresh_train_promote_and_lookup_on_postgres_and_redis(
 ) -> None:
     import psycopg
 
-    from flows.promote import promote_flow
-    from flows.refresh import refresh_flow
-    from flows.train import train_flow
+    from flows.promote import run_promote
+    from flows.refresh import run_refresh
+    from flows.train import run_train
     from smp_platform.ingest import ingest
     from smp_platform.service.runner import running_service
 
@@ -88,15 +88,15 @@ def test_refresh_train_promote_and_lookup_on_postgres_and_redis(
     redis_client = _redis()
     data = write_subset("train", tmp_path / "train", n=150)
     ingest(settings, "smp-video", data)
-    summary = refresh_flow(settings)
+    summary = run_refresh(settings)
     assert summary.written["post_temporal"] == 150
     assert set(summary.disabled) >= {"text", "perplexity"}
-    outcome = train_flow(settings)
-    decision = promote_flow(settings, outcome.version)
+    outcome = run_train(settings)
+    decision = run_promote(settings, outcome.version)
     assert "first champion" in str(decision)
 
     # The stores really are the servers: registry and MLflow tables in Postgres, rows in Redis.
-    dbname = settings.compose.postgres_dsn.rsplit("/", 1)[1]
+    dbname = settings.compose.postgres_dsn.get_secret_value().rsplit("/", 1)[1]
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{dbname}") as con:
         tables = {
             r[0]
@@ -123,6 +123,9 @@ def test_compose_profile_renders_redis_and_sql_registry(compose_settings: Settin
     config = FeatureStoreGateway(compose_settings).config_dict()
     assert config["online_store"] == {"type": "redis", "connection_string": "127.0.0.1:6379,db=0"}
     assert config["registry"]["registry_type"] == "sql"
-    assert config["registry"]["path"] == compose_settings.compose.postgres_dsn
+    assert config["registry"]["path"] == compose_settings.compose.postgres_dsn.get_secret_value()
     assert config["project"] == compose_settings.feast_project
-    assert compose_settings.mlflow_tracking_uri == compose_settings.compose.mlflow_tracking_uri
+    assert (
+        compose_settings.mlflow_tracking_uri
+        == compose_settings.compose.mlflow_tracking_uri.get_secret_value()
+    )

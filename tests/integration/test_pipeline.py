@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from feature_repo.feature_views import VIEW_FIELDS
-from flows.refresh import refresh_flow
+from flows.refresh import run_refresh
 from smp_platform.config import Settings
 from smp_platform.ingest import ingest
 from smp_platform.predict import predict_batch
@@ -41,7 +41,7 @@ def test_refresh_wrote_every_enabled_group_and_switched_off_the_image_group(plat
 
 def test_second_refresh_computes_and_adds_nothing(platform) -> None:
     before = _view_rows(platform.settings)
-    summary = refresh_flow(platform.settings)
+    summary = run_refresh(platform.settings)
     assert _view_rows(platform.settings) == before
     assert sum(summary.written.values()) == 0
     assert all(n == 0 for n in summary.stale.values())
@@ -225,7 +225,7 @@ def test_a_refresh_that_crashed_midway_reruns_without_duplicates_or_holes(
     process_batch(group, ids, settings, now_utc())
     process_batch(group, ids, settings, now_utc())
     assert plan_refresh(settings).stale == {"tabular": 70}
-    summary = refresh_flow(settings)
+    summary = run_refresh(settings)
     assert summary.written["post_temporal"] == 70
     for view in ("post_author", "post_temporal", "post_content"):
         glob = settings.offline_dir / view / "*.parquet"

@@ -192,11 +192,11 @@ def test_settings_from_the_stack_environment_are_the_compose_profile(
         monkeypatch.setenv(key, interpolate(value, env))
     settings = Settings()
     assert settings.profile == "compose"
-    assert settings.compose.redis_url == "redis://redis:6379/0"
-    assert settings.compose.mlflow_tracking_uri == "http://mlflow:5000"
+    assert settings.compose.redis_url.get_secret_value() == "redis://redis:6379/0"
+    assert settings.compose.mlflow_tracking_uri.get_secret_value() == "http://mlflow:5000"
     assert settings.mlflow_tracking_uri == "http://mlflow:5000"
     assert settings.compose.prefect_api_url == environment["PREFECT_API_URL"]
-    assert settings.compose.postgres_dsn.endswith("@postgres:5432/feast")
+    assert settings.compose.postgres_dsn.get_secret_value().endswith("@postgres:5432/feast")
     assert settings.root == Path("/data")
 
 

@@ -1,0 +1,94 @@
+"""One writer per data dir, through the real CLI: while another process holds the writer lock,
+a writing command waits, saying who holds it, and exits 2 naming the holder when the wait is
+over; it runs once the holder is done. The lock is taken before any heavy work (Prefect,
+Feast), so a refused command costs nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from smp_platform.locking import writer_lock
+
+    with writer_lock(Path(sys.argv[1]), sys.argv[2], 5):
+        print("holding", flush=True)
+        time.sleep(float(sys.argv[3]))
+    """
+)
+
+
+def hold(data_dir: Path, command: str, seconds: float) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(data_dir), command, str(seconds)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def smp(data_dir: Path, *args: str, lock_timeout_s: float) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, SMP_LOCK_TIMEOUT_S=str(lock_timeout_s))
+    return subprocess.run(
+        [sys.executable, "-m", "smp_platform.cli", "--data-dir", str(data_dir), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ingest", "{dataset}"],
+        ["refresh"],
+        ["train"],
+        ["promote"],
+        ["predict", "--input", "{dataset}", "--output", "{out}"],
+    ],
+    ids=lambda c: c[0],
+)
+def test_a_second_writer_exits_2_naming_the_holder(tmp_path: Path, command: list[str]) -> None:
+    data_dir = tmp_path / "data"
+    args = [a.format(dataset=tmp_path / "none", out=tmp_path / "p.csv") for a in command]
+    holder = hold(data_dir, "refresh", 120)
+    try:
+        result = smp(data_dir, *args, lock_timeout_s=1)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "waiting for the data dir" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the data dir") and "in use by `refresh`" in last
+    assert f"pid {holder.pid}" in last
+    assert "Traceback" not in result.stderr
+
+
+def test_a_second_writer_waits_for_the_holder_then_runs(tmp_path: Path) -> None:
+    from tests.helpers import write_subset
+
+    data_dir = tmp_path / "data"
+    dataset = write_subset("train", tmp_path / "in", n=20)
+    holder = hold(data_dir, "train", 4)
+    result = smp(data_dir, "ingest", str(dataset), lock_timeout_s=120)
+    holder.wait(timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "in use by `train`" in result.stderr  # it said whom it waited for
+    assert "20 loaded" in result.stdout
