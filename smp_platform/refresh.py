@@ -506,12 +506,15 @@ class WorkCheck:
     stale: dict[str, int]
     pending_parts: int
     disabled: dict[str, str]
+    no_warehouse: bool = False
 
     @property
     def has_work(self) -> bool:
         return any(self.stale.values()) or self.pending_parts > 0
 
     def __str__(self) -> str:
+        if self.no_warehouse:
+            return "nothing to do: no posts in this data dir yet (load some with `smp ingest`)"
         if not self.has_work:
             off = f"; switched off: {', '.join(self.disabled)}" if self.disabled else ""
             return f"nothing to do: every post's features are current and online{off}"
@@ -526,10 +529,10 @@ def check_for_work(settings: Settings) -> WorkCheck:
     from smp_platform.store import FeatureStoreGateway
     from smp_platform.warehouse import Warehouse
 
+    if not settings.warehouse_path.exists():
+        return WorkCheck(stale={}, pending_parts=0, disabled={}, no_warehouse=True)
     gateway = FeatureStoreGateway(settings)
     gateway.apply()  # a no-op unless the definitions changed
-    if not settings.warehouse_path.exists():
-        return WorkCheck(stale={}, pending_parts=0, disabled={})
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         posts = warehouse.post_input_keys()
     posts = posts.assign(**{INPUT_HASH: input_hashes(posts)})
