@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -260,7 +261,7 @@ def bench_text(texts: list[str], enc: EncoderSettings, device: Any, clock: Clock
 
 
 def bench_image(
-    arch: str, paths: list[Path], enc: EncoderSettings, device: Any, clock: Clock
+    arch: str, paths: list[Path], enc: EncoderSettings, device: Any, clock: Clock, first: bool
 ) -> list[dict]:
     import open_clip
     import torch
@@ -305,6 +306,36 @@ def bench_image(
     assert all(r is None for r in reasons), reasons[:3]
     cosine = (np.stack(ours).astype(np.float64) * base).sum(axis=1)
 
+    # decode + preprocess alone (no model): the project's path vs PIL in as many threads
+    def pil_in_threads() -> None:
+        with ThreadPoolExecutor(encoder.decode_workers) as pool:
+            list(pool.map(lambda p: preprocess(Image.open(p).convert("RGB")), paths))
+
+    def project_decode() -> None:
+        with ThreadPoolExecutor(encoder.decode_workers) as pool:
+            for start, futures in encoder._prefetched_batches(pool, paths):
+                prepared = [future.result() for future in futures]
+                encoder._finish_batch(paths[start : start + len(prepared)], prepared)
+
+    decode_rows = []
+    if first:
+        _, pil_s = clock(
+            f"decode: PIL + open_clip preprocess, {encoder.decode_workers} threads", pil_in_threads
+        )
+        _, decode_s = clock("decode: ImageEncoder decode + preprocess", project_decode)
+        decode_rows.append(
+            row(
+                "image decode + preprocess (no model)",
+                len(paths),
+                decode_s,
+                pil_s,
+                f"PIL in {encoder.decode_workers} threads",
+                "see the image rows",
+                f"{'nvJPEG, batched' if encoder.decode_on_device else 'libjpeg-turbo tensors'}, "
+                f"{encoder.decode_workers} threads",
+            )
+        )
+
     # the ceiling: the bare forward on tensors already decoded and on the device
     dtype = autocast_dtype(device, enc.precision)
     sample = torch.stack(
@@ -320,7 +351,7 @@ def bench_image(
 
     _, forward_s = clock(f"image {arch}: bare forward on pre-decoded tensors", forward_only)
     forward_rate = repeats * len(sample) / forward_s
-    return [
+    return decode_rows + [
         row(
             f"image, {arch} (random weights)",
             len(paths),
@@ -391,8 +422,8 @@ def main() -> None:
     if "image" in stages and archs.lower() != "none":
         with tempfile.TemporaryDirectory() as tmp:
             paths = write_jpegs(Path(tmp), n_images)
-            for arch in archs.split(","):
-                rows += bench_image(arch.strip(), paths, enc, device, clock)
+            for index, arch in enumerate(archs.split(",")):
+                rows += bench_image(arch.strip(), paths, enc, device, clock, first=index == 0)
 
     table = Table(title=f"encoder stages on {name}")
     for column in (
