@@ -1,22 +1,36 @@
-"""Encoder stages: posts/s of the platform's code vs a plain baseline on the same inputs.
+"""Encoder stages: items/s of the platform's stage code vs a plain loop on the same device.
 
-    .venv/bin/python benchmarks/encoders.py --n 256
+    .venv/bin/python benchmarks/encoders.py                      # CPU, small sizes (make bench)
+    .venv/bin/python benchmarks/encoders.py --device cuda        # issue 9's GPU table
+    .venv/bin/python benchmarks/encoders.py --device cuda --random-weights ViT-B-32,ViT-L-14 \
+        --texts 4000 --images 2000
 
-Text embedding: TextEncoder vs raw ``SentenceTransformer.encode``. Perplexity: PerplexityScorer
-(bucketed, bounded, head on real tokens) vs a plain padded batch loop over the same model without
-bucketing or bounds; values are compared on texts within the token bound, where they must match.
-Image: a random *tiny* open_clip model on generated images (a fixture-model measurement: it shows
-the pipeline's overhead and decode overlap, not real CLIP throughput) vs one-by-one raw calls.
+Stages (issue 9's table), each beside a plain baseline on the same device, in the same run:
+
+- perplexity, 32- and 128-token bound: ``PerplexityScorer`` (length buckets, device-aware token
+  budget, head on real tokens, TF32 on CUDA) vs a plain padded float32 loop of 32 texts per batch
+  over full texts. Agreement: max |log ppl| difference on texts within the bound.
+- text, MiniLM: ``TextEncoder`` (device-aware batch, bf16 autocast on CUDA) vs
+  ``SentenceTransformer.encode(batch_size=32)`` in float32. Agreement: min cosine.
+- image, CLIP ``ARCH`` with random weights (``--random-weights``: the real architecture from
+  ``open_clip.create_model(ARCH, pretrained=None)``; throughput does not depend on weight values,
+  and no CLIP weights can be downloaded here): ``ImageEncoder.encode_images`` on 640x480 JPEGs
+  (tensor decode + preprocess, nvJPEG on CUDA, bf16) vs a plain loop (PIL open + open_clip's
+  preprocess, float32 forward, 32 per batch). Also printed: the bare forward on pre-decoded
+  tensors (the ceiling). Agreement: min cosine of the project's embeddings vs the plain fp32 ones
+  (covers tensor-vs-PIL preprocessing and bf16-vs-fp32).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +48,12 @@ from smp_platform.config import EncoderSettings, Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIRS = [ROOT / "data/smp-video/train", ROOT.parent / "shared/data/smp-video/train"]
-console = Console()
+PLAIN_BATCH = 32  # the plain loops' batch: the old default for every encoder
+console = Console(width=180)
 
 
 def load_texts(n: int) -> list[str]:
+    """``n`` real post texts from the bundled SMP-Video sample (cycled when n is larger)."""
     for directory in DATA_DIRS:
         files = sorted(directory.glob("*posts*.jsonl"))
         if files:
@@ -45,48 +61,89 @@ def load_texts(n: int) -> list[str]:
             with files[0].open(encoding="utf-8") as handle:
                 for line in handle:
                     texts.append(json.loads(line).get("post_content") or "")
-                    if len(texts) == n:
-                        break
-            console.print(f"[dim]{len(texts)} post texts from {files[0]}[/dim]")
-            return texts
+            console.print(f"[dim]{min(n, len(texts))} distinct post texts from {files[0]}[/dim]")
+            return [texts[i % len(texts)] for i in range(n)]
     raise SystemExit(f"no *posts*.jsonl under {', '.join(map(str, DATA_DIRS))}")
 
 
-def timed(label: str, run: Callable[[], Any]) -> tuple[Any, float]:
-    with console.status(f"{label} ..."):
-        started = time.perf_counter()
-        result = run()
-        seconds = time.perf_counter() - started
-    console.print(f"  {label}: {seconds:.2f}s")
-    return result, seconds
+def write_jpegs(directory: Path, n: int) -> list[Path]:
+    """``n`` 640x480 JPEGs cut from the photographs installed packages ship (real image content)."""
+    import matplotlib
+    import sklearn.datasets
+    from PIL import Image
+
+    sources = [
+        Path(sklearn.datasets.__file__).parent / "images" / "china.jpg",
+        Path(sklearn.datasets.__file__).parent / "images" / "flower.jpg",
+        Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg",
+    ]
+    photos = [np.asarray(Image.open(p).convert("RGB")) for p in sources if p.is_file()]
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        photo = photos[i % len(photos)]
+        h, w = photo.shape[:2]
+        top, left = rng.integers(0, h // 4), rng.integers(0, w // 4)
+        crop = photo[top : top + 3 * h // 4, left : left + 3 * w // 4]
+        if i % 2:
+            crop = crop[:, ::-1]
+        path = directory / f"{i:05d}.jpg"
+        Image.fromarray(np.ascontiguousarray(crop)).resize((640, 480)).save(path, quality=90)
+        paths.append(path)
+    return paths
 
 
-def bench_text(texts: list[str], settings: EncoderSettings) -> dict[str, Any]:
-    from smp_platform.features.text_embedding import TextEncoder
+class Clock:
+    """Wall time of a call, synchronising the GPU so queued kernels are counted."""
 
-    encoder = TextEncoder.from_settings(settings)
-    from sentence_transformers import SentenceTransformer
+    def __init__(self, device: Any) -> None:
+        self.device = device
 
-    from smp_platform.features.encoders import resolve_weights
+    def __call__(self, label: str, run: Callable[[], Any]) -> tuple[Any, float]:
+        import torch
 
-    raw = SentenceTransformer(str(resolve_weights(settings.text_model, setting="x").path))
-    raw.encode(texts[:8])  # warm both
-    encoder.encode(texts[:8])
-    base, base_s = timed(
-        "text: raw SentenceTransformer.encode",
-        lambda: raw.encode(texts, batch_size=settings.batch_size, normalize_embeddings=True),
-    )
-    ours, ours_s = timed("text: TextEncoder.encode", lambda: encoder.encode(texts))
+        with console.status(f"{label} ..."):
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            result = run()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - started
+        console.print(f"  {label}: {seconds:.2f}s")
+        return result, seconds
+
+
+@contextlib.contextmanager
+def strict_fp32() -> Iterator[None]:
+    """The plain baselines run in true float32 even after a project stage turned TF32 on."""
+    import torch
+
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def row(stage: str, n: int, ours_s: float, base_s: float, base: str, agree: str, note: str = ""):
     return {
-        "stage": "text embedding (MiniLM)",
-        "base_s": base_s,
-        "ours_s": ours_s,
-        "diff": float(np.abs(np.asarray(base) - ours).max()),
+        "stage": stage,
+        "n": n,
+        "ours": n / ours_s,
+        "base": n / base_s,
+        "baseline": base,
+        "agreement": agree,
+        "note": note,
     }
 
 
+# --- perplexity -------------------------------------------------------------------------------
+
+
 def plain_perplexity_loop(
-    model: Any, tokenizer: Any, start_id: int, texts: list[str], batch_size: int
+    model: Any, tokenizer: Any, start_id: int, texts: list[str], batch_size: int, device: Any
 ) -> np.ndarray:
     """The naive reference: input order, padded to the batch's longest text, no bound."""
     import torch
@@ -99,160 +156,310 @@ def plain_perplexity_loop(
             width = max(len(x) for x in ids)
             inputs = torch.full((len(ids), width), start_id)
             mask = torch.zeros((len(ids), width), dtype=torch.long)
-            for row, x in enumerate(ids):
-                inputs[row, : len(x)] = torch.tensor(x)
-                mask[row, : len(x)] = 1
+            for r, x in enumerate(ids):
+                inputs[r, : len(x)] = torch.tensor(x)
+                mask[r, : len(x)] = 1
+            inputs, mask = inputs.to(device), mask.to(device)
             logits = model(input_ids=inputs, attention_mask=mask).logits[:, :-1]
             logprobs = torch.log_softmax(logits.float(), dim=-1)
-            target = inputs[:, 1:]
-            token_lp = logprobs.gather(-1, target[..., None])[..., 0]
+            token_lp = logprobs.gather(-1, inputs[:, 1:, None])[..., 0]
             valid = mask[:, 1:].bool()
-            sums = (token_lp * valid).sum(1)
-            counts = valid.sum(1)
-            for row, count in enumerate(counts.tolist()):
+            sums = (token_lp * valid).sum(1).cpu()
+            counts = valid.sum(1).cpu()
+            for r, count in enumerate(counts.tolist()):
                 if count:
-                    out[begin + row] = -sums[row].item() / count
+                    out[begin + r] = -sums[r].item() / count
     return out
 
 
-def bench_perplexity(texts: list[str], settings: EncoderSettings, models_dir: Path) -> dict:
+def bench_perplexity(
+    texts: list[str], enc: EncoderSettings, models_dir: Path, bounds: list[int], clock: Clock
+) -> list[dict]:
     from smp_platform.features.perplexity import PerplexityScorer
 
-    scorer, load_s = timed(
-        "perplexity: load (converts the GGUF once)",
-        lambda: PerplexityScorer.from_settings(models_dir, settings),
-    )
-    scorer.score(texts[:4])
-    clean = [t if t.strip() else "" for t in texts]
-    base, base_s = timed(
-        "perplexity: plain padded batch loop (no bucketing, no bound)",
-        lambda: plain_perplexity_loop(
-            scorer.model, scorer.tokenizer, scorer.start_id, clean, settings.batch_size
-        ),
-    )
-    ours, ours_s = timed("perplexity: PerplexityScorer.score", lambda: scorer.score(texts))
-    full_lengths = np.array(
-        [len(scorer.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in clean]
-    )
-    within = (full_lengths <= scorer.max_tokens) & (full_lengths > 0)
-    diff = float(np.abs(ours.log_perplexity[within] - base[within]).max())
-    console.print(
-        f"  [dim]{within.sum()}/{len(texts)} texts within {scorer.max_tokens} tokens; "
-        f"mean tokens {full_lengths.mean():.0f}, max {full_lengths.max()}[/dim]"
-    )
-    return {
-        "stage": "perplexity (SmolLM2-135M f32)",
-        "base_s": base_s,
-        "ours_s": ours_s,
-        "diff": diff,
-        "note": "max |log ppl| diff on texts within the bound",
-    }
+    rows, base, base_s = [], None, 0.0
+    for bound in bounds:
+        settings = enc.model_copy(update={"perplexity_max_tokens": bound})
+        scorer, _ = clock(
+            f"perplexity: load, bound {bound} (converts the GGUF once)",
+            lambda s=settings: PerplexityScorer.from_settings(models_dir, s),
+        )
+        scorer.score(texts[:8])
+        clean = [t if t.strip() else "" for t in texts]
+        if base is None:  # the plain loop has no bound: one run serves every bound
+            with strict_fp32():
+                plain_perplexity_loop(
+                    scorer.model, scorer.tokenizer, scorer.start_id, clean[:8], 8, scorer.device
+                )
+                base, base_s = clock(
+                    f"perplexity: plain padded fp32 loop, batch {PLAIN_BATCH}, full texts",
+                    lambda s=scorer, c=clean: plain_perplexity_loop(
+                        s.model, s.tokenizer, s.start_id, c, PLAIN_BATCH, s.device
+                    ),
+                )
+        ours, ours_s = clock(
+            f"perplexity: PerplexityScorer.score (budget {scorer.token_budget} tokens)",
+            lambda s=scorer: s.score(texts),
+        )
+        full = np.array(
+            [len(scorer.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in clean]
+        )
+        within = (full <= bound) & (full > 0)
+        diff = (
+            float(np.abs(ours.log_perplexity[within] - base[within]).max())
+            if within.any()
+            else np.nan
+        )
+        rows.append(
+            row(
+                f"perplexity, {bound}-token bound",
+                len(texts),
+                ours_s,
+                base_s,
+                f"padded loop, batch {PLAIN_BATCH}",
+                f"max |dlog ppl| {diff:.1e} ({int(within.sum())} texts within bound)",
+                f"budget {scorer.token_budget}; mean {full.mean():.0f} tokens, max {full.max()}",
+            )
+        )
+    return rows
 
 
-def bench_images(n: int) -> dict:
+# --- text -------------------------------------------------------------------------------------
+
+
+def bench_text(texts: list[str], enc: EncoderSettings, device: Any, clock: Clock) -> dict:
+    from sentence_transformers import SentenceTransformer
+
+    from smp_platform.features.encoders import resolve_weights
+    from smp_platform.features.text_embedding import TextEncoder
+
+    raw = SentenceTransformer(
+        str(resolve_weights(enc.text_model, setting="encoders.text_model").path), device=str(device)
+    )
+    with strict_fp32():
+        raw.encode(texts[:8])
+        base, base_s = clock(
+            f"text: SentenceTransformer.encode fp32, batch {PLAIN_BATCH}",
+            lambda: raw.encode(texts, batch_size=PLAIN_BATCH, normalize_embeddings=True),
+        )
+    encoder = TextEncoder.from_settings(enc)
+    encoder.encode(texts[:8])
+    ours, ours_s = clock("text: TextEncoder.encode", lambda: encoder.encode(texts))
+    cosine = (np.asarray(base, dtype=np.float64) * ours).sum(axis=1)
+    return row(
+        "text, MiniLM",
+        len(texts),
+        ours_s,
+        base_s,
+        f"encode fp32, batch {PLAIN_BATCH}",
+        f"min cosine {cosine.min():.6f}",
+        f"batch {enc.text_batch_for(device.type)}, precision {enc.precision}",
+    )
+
+
+# --- image ------------------------------------------------------------------------------------
+
+
+def bench_image(
+    arch: str, paths: list[Path], enc: EncoderSettings, device: Any, clock: Clock, first: bool
+) -> list[dict]:
     import open_clip
     import torch
     from PIL import Image
 
+    from smp_platform.features.encoders import autocast, autocast_dtype
     from smp_platform.features.image_embedding import ImageEncoder
 
     torch.manual_seed(0)
-    cfg = {
-        "embed_dim": 64,
-        "vision_cfg": {
-            "image_size": 64,
-            "layers": 2,
-            "width": 64,
-            "head_width": 32,
-            "patch_size": 16,
-        },
-        "text_cfg": {
-            "context_length": 32,
-            "vocab_size": 49408,
-            "width": 64,
-            "heads": 2,
-            "layers": 2,
-        },
-    }
-    model = open_clip.CLIP(**cfg).eval()
-    preprocess = open_clip.image_transform(64, is_train=False)
-    tokenizer = open_clip.SimpleTokenizer(context_length=32)
-    rng = np.random.default_rng(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for i in range(n):
-            path = Path(tmp) / f"{i}.jpg"
-            pixels = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(path, quality=90)
-            paths.append(path)
-        encoder = ImageEncoder(model, preprocess, tokenizer, encoder_id="clip:tiny-random@bench")
+    model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None)
+    model = model.to(device).eval()
+    tokenizer = open_clip.get_tokenizer(arch)
 
-        def one_by_one() -> np.ndarray:
-            rows = []
-            with torch.inference_mode():
-                for path in paths:
-                    image = preprocess(Image.open(path).convert("RGB"))[None]
-                    rows.append(model.encode_image(image, normalize=True)[0].numpy())
-            return np.stack(rows)
+    def plain() -> np.ndarray:
+        out = []
+        with torch.inference_mode():
+            for begin in range(0, len(paths), PLAIN_BATCH):
+                chunk = paths[begin : begin + PLAIN_BATCH]
+                batch = torch.stack([preprocess(Image.open(p).convert("RGB")) for p in chunk])
+                out.append(model.encode_image(batch.to(device), normalize=True).float().cpu())
+        return torch.cat(out).numpy()
 
-        base, base_s = timed("image: one-by-one raw open_clip calls", one_by_one)
-        ours, ours_s = timed(
-            "image: ImageEncoder.encode_images", lambda: encoder.encode_images(paths)
+    with strict_fp32():
+        model.encode_image(torch.zeros(2, 3, *_input_size(model), device=device))
+        base, base_s = clock(f"image {arch}: plain PIL + fp32 loop, batch {PLAIN_BATCH}", plain)
+
+    encoder = ImageEncoder(
+        model,
+        preprocess,
+        tokenizer,
+        encoder_id=f"clip:{arch}-random@bench",
+        device=device,
+        batch_size=enc.image_batch_for(device.type),
+        precision=enc.precision,
+        image_decode=enc.image_decode,
+    )
+    encoder.encode_images(paths[: min(len(paths), 2 * encoder.batch_size)])  # warm-up
+    (ours, reasons), ours_s = clock(
+        f"image {arch}: ImageEncoder.encode_images (batch {encoder.batch_size})",
+        lambda: encoder.encode_images(paths),
+    )
+    assert all(r is None for r in reasons), reasons[:3]
+    cosine = (np.stack(ours).astype(np.float64) * base).sum(axis=1)
+
+    # decode + preprocess alone (no model): the project's path vs PIL in as many threads
+    def pil_in_threads() -> None:
+        with ThreadPoolExecutor(encoder.decode_workers) as pool:
+            list(pool.map(lambda p: preprocess(Image.open(p).convert("RGB")), paths))
+
+    def project_decode() -> None:
+        with ThreadPoolExecutor(encoder.decode_workers) as pool:
+            for start, futures in encoder._prefetched_batches(pool, paths):
+                prepared = [future.result() for future in futures]
+                encoder._finish_batch(paths[start : start + len(prepared)], prepared)
+
+    decode_rows = []
+    if first:
+        _, pil_s = clock(
+            f"decode: PIL + open_clip preprocess, {encoder.decode_workers} threads", pil_in_threads
         )
-    return {
-        "stage": "image embedding (tiny random CLIP fixture)",
-        "base_s": base_s,
-        "ours_s": ours_s,
-        "diff": float(np.abs(np.stack(ours[0]) - base).max()),
-        "note": "fixture-model measurement",
-    }
+        _, decode_s = clock("decode: ImageEncoder decode + preprocess", project_decode)
+        decode_rows.append(
+            row(
+                "image decode + preprocess (no model)",
+                len(paths),
+                decode_s,
+                pil_s,
+                f"PIL in {encoder.decode_workers} threads",
+                "see the image rows",
+                f"{'nvJPEG, batched' if encoder.decode_on_device else 'libjpeg-turbo tensors'}, "
+                f"{encoder.decode_workers} threads",
+            )
+        )
+
+    # the ceiling: the bare forward on tensors already decoded and on the device
+    dtype = autocast_dtype(device, enc.precision)
+    sample = torch.stack(
+        [preprocess(Image.open(p).convert("RGB")) for p in paths[: encoder.batch_size]]
+    )
+    sample = sample.to(device)
+    repeats = max(1, len(paths) // len(sample))
+
+    def forward_only() -> None:
+        with torch.inference_mode(), autocast(device, dtype):
+            for _ in range(repeats):
+                model.encode_image(sample, normalize=True)
+
+    _, forward_s = clock(f"image {arch}: bare forward on pre-decoded tensors", forward_only)
+    forward_rate = repeats * len(sample) / forward_s
+    return decode_rows + [
+        row(
+            f"image, {arch} (random weights)",
+            len(paths),
+            ours_s,
+            base_s,
+            f"PIL + fp32, batch {PLAIN_BATCH}",
+            f"min cosine {cosine.min():.6f}",
+            f"batch {encoder.batch_size}, {'bf16' if dtype else 'fp32'}, "
+            f"{'nvJPEG' if encoder.decode_on_device else 'threads'} decode; "
+            f"bare forward {forward_rate:,.0f}/s",
+        )
+    ]
+
+
+def _input_size(model: Any) -> tuple[int, int]:
+    size = model.visual.image_size
+    return (size, size) if isinstance(size, int) else tuple(size)  # type: ignore[return-value]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=256, help="post texts / images per stage")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument(
+        "--random-weights",
+        default=None,
+        help="comma-separated open_clip architectures for the image stages, random init "
+        "(default: ViT-B-32 on CPU, ViT-B-32,ViT-L-14 on CUDA; 'none' skips images)",
+    )
+    # CPU defaults are small so that `make bench` stays short: the plain perplexity loop scores
+    # full texts (up to 670 tokens) at ~1 text/s on 2 cores.
+    parser.add_argument("--texts", type=int, help="post texts (default 16 on CPU, 4000 on CUDA)")
+    parser.add_argument("--images", type=int, help="JPEGs (default 16 on CPU, 2000 on CUDA)")
+    parser.add_argument(
+        "--bounds", default=None, help="perplexity token bounds (default 32 on CPU, 32,128 on CUDA)"
+    )
+    parser.add_argument("--stages", default="perplexity,text,image")
     parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
         help="platform data dir (the converted LM is cached under its models/)",
     )
-    parser.add_argument("--stages", default="text,perplexity,image")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
+    gpu = args.device == "cuda"
     settings = Settings() if args.data_dir is None else Settings(data_dir=args.data_dir)
-    enc = settings.encoders.model_copy(update={"device": "cpu"})
+    enc = settings.encoders.model_copy(update={"device": args.device})
     import torch
 
-    from smp_platform.features.encoders import configure_threads
+    from smp_platform.features.encoders import configure_threads, select_device
 
-    console.print(f"torch threads: {configure_threads(enc)}; device: cpu")
-    texts = load_texts(args.n)
-    rows = []
+    device = select_device(enc)
+    threads = configure_threads(enc)
+    name = torch.cuda.get_device_name(device) if gpu else f"cpu, {threads} threads"
+    console.print(f"device: {name}; torch {torch.__version__}")
+    clock = Clock(device)
     stages = set(args.stages.split(","))
-    if "text" in stages:
-        rows.append(bench_text(texts, enc))
+    n_texts = args.texts or (4000 if gpu else 16)
+    n_images = args.images or (2000 if gpu else 16)
+    bounds = [int(b) for b in (args.bounds or ("32,128" if gpu else "32")).split(",")]
+    archs = args.random_weights or ("ViT-B-32,ViT-L-14" if gpu else "ViT-B-32")
+    rows: list[dict] = []
+    texts = load_texts(n_texts) if stages & {"perplexity", "text"} else []
     if "perplexity" in stages:
-        rows.append(bench_perplexity(texts, enc, settings.models_dir))
-    if "image" in stages:
-        rows.append(bench_images(min(args.n, 256)))
-    table = Table(title=f"encoder stages, n={len(texts)}, {torch.get_num_threads()} threads")
-    for column in ("stage", "baseline posts/s", "ours posts/s", "ratio", "max abs diff", "note"):
-        table.add_column(column)
-    for row in rows:
-        n = len(texts) if "image" not in row["stage"] else min(args.n, 256)
+        rows += bench_perplexity(texts, enc, settings.models_dir, bounds, clock)
+    if "text" in stages:
+        rows.append(bench_text(texts, enc, device, clock))
+    if "image" in stages and archs.lower() != "none":
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = write_jpegs(Path(tmp), n_images)
+            for index, arch in enumerate(archs.split(",")):
+                rows += bench_image(arch.strip(), paths, enc, device, clock, first=index == 0)
+
+    table = Table(title=f"encoder stages on {name}")
+    for column in (
+        "stage",
+        "n",
+        "project items/s",
+        "plain items/s",
+        "ratio",
+        "plain",
+        "agreement",
+        "note",
+    ):
+        table.add_column(
+            column, justify="right" if "/s" in column or column in ("n", "ratio") else "left"
+        )
+    for r in rows:
         table.add_row(
-            row["stage"],
-            f"{n / row['base_s']:.1f}",
-            f"{n / row['ours_s']:.1f}",
-            f"{row['base_s'] / row['ours_s']:.2f}x",
-            f"{row['diff']:.2e}",
-            row.get("note", ""),
+            r["stage"],
+            str(r["n"]),
+            f"{r['ours']:,.1f}",
+            f"{r['base']:,.1f}",
+            f"{r['ours'] / r['base']:.2f}x",
+            r["baseline"],
+            r["agreement"],
+            r["note"],
         )
     console.print(table)
-    summary = ", ".join(
-        f"{r['stage'].split(' (')[0]} {r['base_s'] / r['ours_s']:.2f}x" for r in rows
-    )
-    console.print(f"speed-up vs baseline: {summary}")
+    print("\n| stage | n | project items/s | plain items/s | ratio | agreement | note |")
+    print("|---|---:|---:|---:|---:|---|---|")
+    for r in rows:
+        print(
+            f"| {r['stage']} | {r['n']} | {r['ours']:,.1f} | {r['base']:,.1f} | "
+            f"{r['ours'] / r['base']:.2f}x | {r['agreement']} | {r['note']} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"device": name, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 For each size a synthetic SMPD dataset (``smp_platform.testing.smpd_files``) is taken through
 the tabular pipeline: ingest -> refresh (plan, compute+validate+write, materialize) -> train
 (feature service ``popularity_tabular_v1``, text/perplexity switched off, image off anyway).
+``--groups models`` adds the model groups (packaged MiniLM text embedding and SmolLM2
+perplexity on the CPU, feature service ``popularity_v1``) and prints posts/s per feature group.
 Every stage runs in its OWN fresh process (multiprocessing, spawn), so its peak RSS is that
 process's ``ru_maxrss`` and nothing a previous stage allocated is counted. The modules a stage
 needs are imported before its clock starts; the import time and the RSS after imports are
@@ -14,6 +16,7 @@ or timed.
     .venv/bin/python benchmarks/scale.py                                  # 10k, 100k
     .venv/bin/python benchmarks/scale.py --sizes 10000,100000,300000      # SMPD train: 305,613
     .venv/bin/python benchmarks/scale.py --work-dir /tmp/scale --keep     # keep the data dirs
+    .venv/bin/python benchmarks/scale.py --groups models --sizes 10000    # + text, perplexity
 """
 
 from __future__ import annotations
@@ -89,16 +92,25 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _settings(data_dir: Path, iterations: int, batch_size: int | None) -> Any:
+def _settings(job: dict[str, Any]) -> Any:
     from smp_platform.config import EncoderSettings, Settings, TrainSettings
 
-    sized = {"refresh_batch_size": batch_size} if batch_size else {}
+    sized = {"refresh_batch_size": job["batch_size"]} if job["batch_size"] else {}
+    if job["groups"] == "models":
+        # the packaged text encoder and LM; image stays off (no CLIP weights exist here). The
+        # converted LM is cached once for every size (model_cache_dir), not timed per size.
+        service = "popularity_v1"
+        encoders = EncoderSettings(device="cpu")
+        sized["model_cache_dir"] = job["models_dir"]
+    else:
+        service = "popularity_tabular_v1"
+        encoders = EncoderSettings(text_model=None, perplexity_model=None)
     return Settings(
-        data_dir=data_dir,
+        data_dir=Path(job["data_dir"]),
         **sized,
-        feature_service="popularity_tabular_v1",
-        encoders=EncoderSettings(text_model=None, perplexity_model=None),
-        train=TrainSettings(iterations=iterations),
+        feature_service=service,
+        encoders=encoders,
+        train=TrainSettings(iterations=job["iterations"]),
     )
 
 
@@ -109,7 +121,7 @@ def _run_stage(stage: str, job: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # library noise per window
-    settings = _settings(Path(job["data_dir"]), job["iterations"], job["batch_size"])
+    settings = _settings(job)
     if stage == "generate":
         from smp_platform.testing.smpd_files import write_smpd_dataset
 
@@ -139,20 +151,32 @@ def _run_stage(stage: str, job: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         batches = plan.batches
         started = time.perf_counter()
         done = [0]
+        # per feature group: posts and seconds (a batch's time is the gap since the last one;
+        # the first batch of a model group includes loading the model)
+        groups: dict[str, list[float]] = {}
+        last = [started]
 
         def on_batch(group: str, n: int, result: Any) -> None:
+            now = time.perf_counter()
+            posts_s = groups.setdefault(group, [0, 0.0])
+            posts_s[0] += n
+            posts_s[1] += now - last[0]
+            last[0] = now
             done[0] += 1
             if result.failures:
                 raise RuntimeError(f"validation failures: {result.failures[:3]}")
-            if done[0] == len(batches) or done[0] % max(1, len(batches) // 10) == 0:
+            every = 1 if job["groups"] == "models" else max(1, len(batches) // 10)
+            if done[0] == len(batches) or done[0] % every == 0:
                 print(
-                    f"    compute: batch {done[0]}/{len(batches)} "
+                    f"    compute: batch {done[0]}/{len(batches)} ({group}, {n} posts) "
                     f"({time.perf_counter() - started:,.1f} s, RSS {_rss_mb():,.0f} MB)",
                     flush=True,
                 )
 
         results = compute_batches(settings, plan, now_utc(), on_batch)
-        return sum(len(ids) for _, ids in batches), {"results": results}
+        for group, (posts, seconds) in groups.items():
+            print(f"    compute {group}: {posts:,.0f} posts in {seconds:,.1f} s", flush=True)
+        return sum(len(ids) for _, ids in batches), {"results": results, "groups": groups}
     if stage == "materialize":
         from smp_platform.refresh import finish_refresh
 
@@ -261,6 +285,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=300, help="CatBoost iterations")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--groups",
+        choices=("tabular", "models"),
+        default="tabular",
+        help="tabular only, or with the model groups (text embedding + perplexity on the CPU; "
+        "image is off without CLIP weights)",
+    )
+    parser.add_argument(
         "--batch-size",
         type=int,
         help="posts per refresh batch (default: the settings' refresh_batch_size)",
@@ -290,6 +321,8 @@ def main() -> None:
                 "seed": args.seed,
                 "iterations": args.iterations,
                 "batch_size": args.batch_size,
+                "groups": args.groups,
+                "models_dir": str(work / "models"),
                 "input_dir": str(base / "input"),
                 "data_dir": str(base / "data"),
             }
@@ -309,6 +342,7 @@ def main() -> None:
                     "peak_mb": report["peak_mb"],
                     "data_mb": report["peak_mb"] - report["base_mb"],
                     "load": load,
+                    "groups": report["extra"].get("groups", {}),
                 }
                 rows.append(row)
                 console.print(
@@ -322,7 +356,15 @@ def main() -> None:
         if not args.keep and not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
 
-    table = Table(title="scale: tabular pipeline, one process per stage")
+    group_rows = [(r["size"], g, v) for r in rows for g, v in r.get("groups", {}).items()]
+    if group_rows:
+        print("\n| size | feature group | posts | s (incl. model load) | posts/s |")
+        print("|---:|---|---:|---:|---:|")
+        for size, group, (posts, seconds) in group_rows:
+            print(
+                f"| {size:,} | {group} | {posts:,.0f} | {seconds:,.1f} | {posts / seconds:,.1f} |"
+            )
+    table = Table(title=f"scale: {args.groups} pipeline, one process per stage")
     for name in (
         "size",
         "stage",

@@ -17,6 +17,7 @@ Nothing heavy is imported at module level except in functions that need torch.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import logging
@@ -231,3 +232,48 @@ def select_device(settings: EncoderSettings) -> torch.device:
     if settings.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(settings.device)
+
+
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+def autocast_dtype(device: torch.device, precision: Precision = "auto") -> torch.dtype | None:
+    """The autocast dtype of a tower's forward pass: bf16 on CUDA (auto), None = float32.
+
+    On CPU ``auto`` stays float32: stored features keep the values they always had, and bf16
+    matmuls are slower than float32 on CPUs without AMX.
+    """
+    import torch
+
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def autocast(
+    device: torch.device, dtype: torch.dtype | None
+) -> contextlib.AbstractContextManager[object]:
+    """``torch.autocast`` for ``dtype``, or nothing for float32."""
+    import torch
+
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def configure_accelerator(device: torch.device, precision: Precision = "auto") -> None:
+    """TF32 matmuls and cuDNN autotuning on CUDA unless ``fp32`` is asked for; no-op on CPU.
+
+    ViT-L-14 ran fp32 at 239 img/s on an H100 with the tensor cores idle (issue 9).
+    """
+    import torch
+
+    if device.type != "cuda" or precision == "fp32":
+        return
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True

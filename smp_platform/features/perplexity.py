@@ -17,6 +17,8 @@ Speed on CPU without changing results:
 - the LM head runs only on real positions (not on pads), and the loss is gathered with
   ``cross_entropy(reduction="none")``: no full-vocabulary log-softmax tensor for the batch;
 - ``torch.inference_mode`` and a deliberate intra-op thread count.
+On CUDA the token budget is 32k (``EncoderSettings.token_budget_for``) and matmuls use TF32; the
+LM stays float32 unless ``encoders.precision = "bf16"``.
 The default model is the packaged SmolLM2-135M-Instruct GGUF, converted once to a float32
 directory under ``models_dir`` (guarded by a file lock and an atomic rename).
 """
@@ -40,7 +42,10 @@ import pandas as pd
 
 from smp_platform.features.encoders import (
     EncoderUnavailable,
+    Precision,
     ResolvedWeights,
+    autocast,
+    configure_accelerator,
     configure_threads,
     encoder_id,
     resolve_weights,
@@ -56,9 +61,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SETTING = "encoders.perplexity_model"
-# Tokens per forward pass (batch rows x padded length). Large enough to keep the matmuls
-# efficient, small enough that activations stay in cache-friendly sizes on a small CPU.
+# Tokens per forward pass (batch rows x padded length) when none is given: the CPU default of
+# EncoderSettings.token_budget_for (2,048 keeps activations cache-sized on a small CPU; CUDA
+# takes 32k there).
 DEFAULT_TOKEN_BUDGET = 2048
+# Real positions per LM-head call: SmolLM2's 49,152-word head on a 32k-token GPU batch would be a
+# 6.4 GB float32 logits tensor; chunks of 8,192 bound it to 1.6 GB and change no value.
+HEAD_CHUNK_TOKENS = 8192
 _MARKER = "smp-converted.txt"
 
 
@@ -207,10 +216,15 @@ class PerplexityScorer:
         max_tokens: int = 128,
         token_budget: int = DEFAULT_TOKEN_BUDGET,
         device: torch.device | str = "cpu",
+        precision: Precision = "auto",
     ) -> None:
         import torch
 
         self.device = torch.device(device)
+        configure_accelerator(self.device, precision)  # TF32 on CUDA unless fp32
+        # The LM runs in float32 unless bf16 is asked for explicitly: log-perplexity is a stored
+        # feature, and the budget, not the dtype, was what left the GPU idle (issue 9).
+        self.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.encoder_id = encoder_id
@@ -236,12 +250,15 @@ class PerplexityScorer:
         configure_threads(settings)
         weights = resolve_weights(settings.perplexity_model, setting=SETTING)
         model, tokenizer = _load_causal_lm(weights, Path(models_dir))
+        device = select_device(settings)
         return cls(
             model,
             tokenizer,
             encoder_id=cls.identity(settings),
             max_tokens=settings.perplexity_max_tokens,
-            device=select_device(settings),
+            token_budget=settings.token_budget_for(device.type),
+            device=device,
+            precision=settings.precision,
         )
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
@@ -285,7 +302,7 @@ class PerplexityScorer:
         lengths = np.array([len(ids) for ids in token_ids], dtype=np.int64)
         nll = np.full(len(token_ids), math.nan, dtype=np.float64)
         batches = list(self._batches(lengths))
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.autocast_dtype):
             for rows in batches:
                 width = int(lengths[rows].max()) + 1
                 inputs = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
@@ -293,21 +310,30 @@ class PerplexityScorer:
                     inputs[r, 0] = self.start_id
                     inputs[r, 1 : lengths[i] + 1] = torch.tensor(token_ids[i])
                 real = torch.arange(width).unsqueeze(0) <= torch.as_tensor(lengths[rows])[:, None]
-                inputs = inputs.to(self.device)
+                inputs = inputs.to(self.device, non_blocking=True)
+                # predict position t+1 from position t, real positions only
+                predict = real[:, 1:].to(self.device, non_blocking=True)
+                targets = inputs[:, 1:][predict]
                 # Right padding + causal attention: no real position sees a pad, so no attention
                 # mask is needed (and SDPA keeps its fast causal path). Pads are dropped below.
                 if self._split is not None:
                     body, head = self._split
                     hidden = body(input_ids=inputs, use_cache=False).last_hidden_state
-                    # predict position t+1 from position t, real positions only
-                    predict = real[:, 1:].to(self.device)
-                    logits = head(hidden[:, :-1][predict])
+                    states = hidden[:, :-1][predict]
+                    token_nll = torch.cat(
+                        [
+                            F.cross_entropy(
+                                head(states[at : at + HEAD_CHUNK_TOKENS]).float(),
+                                targets[at : at + HEAD_CHUNK_TOKENS],
+                                reduction="none",
+                            )
+                            for at in range(0, len(states), HEAD_CHUNK_TOKENS)
+                        ]
+                    ).double()
                 else:  # models without a separable decoder: full logits, same maths
                     logits_all = self.model(input_ids=inputs, use_cache=False).logits
-                    predict = real[:, 1:].to(self.device)
                     logits = logits_all[:, :-1][predict]
-                targets = inputs[:, 1:][predict]
-                token_nll = F.cross_entropy(logits.float(), targets, reduction="none").double()
+                    token_nll = F.cross_entropy(logits.float(), targets, reduction="none").double()
                 per_row = torch.zeros(len(rows), dtype=torch.float64, device=token_nll.device)
                 row_of_token = torch.arange(len(rows), device=self.device)[:, None].expand_as(
                     predict

@@ -16,6 +16,9 @@ import numpy as np
 
 from smp_platform.features.encoders import (
     EncoderUnavailable,
+    autocast,
+    autocast_dtype,
+    configure_accelerator,
     configure_threads,
     encoder_id,
     resolve_weights,
@@ -96,12 +99,15 @@ class TextEncoder:
                 f"packaged:all-MiniLM-L6-v2 in {setting_hint(SETTING)}"
             ) from exc
         model.eval()
-        batch_size = settings.batch_size
+        configure_accelerator(device, settings.precision)
+        # 256 on CUDA: MiniLM went from 2,223 to 4,015 texts/s on an H100 (issue 9); 32 on CPU
+        batch_size = settings.text_batch_for(device.type)
+        dtype = autocast_dtype(device, settings.precision)
 
         def encode_unique(texts: list[str]) -> np.ndarray:
             import torch
 
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast(device, dtype):
                 vectors = model.encode(
                     texts,
                     batch_size=batch_size,

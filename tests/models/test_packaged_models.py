@@ -66,6 +66,20 @@ def test_batched_perplexity_equals_one_by_one(scorer: PerplexityScorer) -> None:
     assert batched.text_token_count[texts.index("ok")] >= 1  # one token still gets a prediction
 
 
+def test_budget_and_head_chunks_do_not_change_scores(
+    scorer: PerplexityScorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GPU's 32k-token budget and the chunked LM head give the CPU default's scores."""
+    assert scorer.token_budget == EncoderSettings().token_budget_for("cpu") == 2048
+    texts = FLUENT + ["ok", "#fyp #viral #cats", "x " * 140, FLUENT[1] + " " + FLUENT[2]]
+    reference = scorer.score(texts)
+    monkeypatch.setattr(perplexity_module, "HEAD_CHUNK_TOKENS", 7)  # many chunks per batch
+    monkeypatch.setattr(scorer, "token_budget", EncoderSettings().token_budget_for("cuda"))
+    chunked = scorer.score(texts)
+    np.testing.assert_array_equal(chunked.text_token_count, reference.text_token_count)
+    np.testing.assert_allclose(chunked.log_perplexity, reference.log_perplexity, rtol=1e-5)
+
+
 def test_converted_dir_is_cached(
     scorer: PerplexityScorer, models_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
