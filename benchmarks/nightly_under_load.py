@@ -31,28 +31,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from smp_platform.ingest import slice_smp_video  # noqa: E402
+
 BUNDLED_TRAIN = REPO / "data" / "smp-video" / "train"
 SMP = [sys.executable, "-m", "smp_platform.cli"]
-
-
-def slice_posts(src: Path, out: Path, n: int) -> Path:
-    """The earliest ``n`` posts of an SMP-Video directory (by post_time), same format."""
-    out.mkdir(parents=True, exist_ok=True)
-    files = sorted(src.glob("*.jsonl"))
-    posts_file = next(p for p in files if "posts" in p.name)
-    rows = [json.loads(line) for line in posts_file.read_text().splitlines() if line.strip()]
-    rows.sort(key=lambda r: (r["post_time"], r["pid"]))
-    pids = {r["pid"] for r in rows[:n]}
-    uids = {r["uid"] for r in rows[:n]}
-    for path in files:
-        key, wanted = ("uid", uids) if "users" in path.name else ("pid", pids)
-        kept = [
-            line
-            for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line).get(key) in wanted
-        ]
-        (out / path.name).write_text("".join(line + "\n" for line in kept))
-    return out
 
 
 def run(env: dict[str, str], *args: str) -> tuple[float, str]:
@@ -108,8 +92,8 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="smp-nightly-"))
     env = {**os.environ, "SMP_DATA_DIR": str(root / "data"), "PYTHONPATH": str(REPO)}
-    initial = slice_posts(BUNDLED_TRAIN, root / "initial", args.initial)
-    nightly = slice_posts(BUNDLED_TRAIN, root / "nightly", args.initial + args.added)
+    initial = slice_smp_video(BUNDLED_TRAIN, root / "initial", args.initial)
+    nightly = slice_smp_video(BUNDLED_TRAIN, root / "nightly", args.initial + args.added)
 
     print(f"setup: {args.initial} posts -> refresh -> small champion (data dir {root})")
     weak = {**env, "SMP_TRAIN__ITERATIONS": "40"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,3 +22,63 @@ def fast_train_settings(**overrides):  # type: ignore[no-untyped-def]
     values = dict(iterations=150, adapter_epochs=5, adapter_folds=3, embedding_components=4)
     values.update(overrides)
     return TrainSettings(**values)
+
+
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def postgres_admin():  # type: ignore[no-untyped-def]
+    """An autocommit connection to the machine's PostgreSQL; an unreachable server fails the
+    test with its address (never a skip)."""
+    import psycopg
+    import pytest
+
+    try:
+        return psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN} is not reachable: {exc}")
+
+
+@contextmanager
+def compose_profile(data_dir: Path, *, password: str | None = None):  # type: ignore[no-untyped-def]
+    """Settings of the compose profile on a database of their own (owned by a role with
+    ``password`` when given) and a Feast project of their own in Redis; all torn down after.
+
+    Yields (settings, dsn). Model-computed groups are off: these tests are about the stores.
+    """
+    import uuid
+
+    from smp_platform.config import ComposeSettings, EncoderSettings, Settings
+
+    name = f"smp_{uuid.uuid4().hex[:10]}"
+    admin = postgres_admin()
+    if password is None:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        dsn = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    else:
+        admin.execute(f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'")
+        admin.execute(f'CREATE DATABASE "{name}" OWNER "{name}"')
+        dsn = f"postgresql+psycopg://{name}:{password}@127.0.0.1:5432/{name}"
+    settings = Settings(
+        profile="compose",
+        data_dir=data_dir,
+        feast_project=name,
+        feature_service="popularity_tabular_v1",
+        encoders=EncoderSettings(text_model=None, perplexity_model=None),
+        train=fast_train_settings(),
+        compose=ComposeSettings(redis_url=REDIS_URL, postgres_dsn=dsn, mlflow_tracking_uri=dsn),
+    )
+    settings.ensure_dirs()
+    try:
+        yield settings, dsn
+    finally:
+        from smp_platform.store import FeatureStoreGateway
+
+        try:
+            FeatureStoreGateway(settings).store.teardown()
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            if password is not None:
+                admin.execute(f'DROP ROLE IF EXISTS "{name}"')
+            admin.close()

@@ -7,7 +7,6 @@ A server that cannot be reached fails the test with its name; it is never skippe
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,22 +14,10 @@ import httpx
 import pandas as pd
 import pytest
 
-from smp_platform.config import ComposeSettings, EncoderSettings, Settings
-from tests.helpers import fast_train_settings, write_subset
+from smp_platform.config import Settings
+from tests.helpers import REDIS_URL, compose_profile, write_subset
 
 pytestmark = pytest.mark.integration
-
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def _postgres_admin():  # type: ignore[no-untyped-def]
-    import psycopg
-
-    try:
-        return psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN} is not reachable: {exc}")
 
 
 def _redis():  # type: ignore[no-untyped-def]
@@ -46,31 +33,8 @@ def _redis():  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def compose_settings(tmp_path: Path) -> Iterator[Settings]:
-    name = f"smp_{uuid.uuid4().hex[:10]}"
-    admin = _postgres_admin()
-    admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    settings = Settings(
-        profile="compose",
-        data_dir=tmp_path / "data",
-        feast_project=name,
-        feature_service="popularity_tabular_v1",
-        # Model-computed groups are covered on the embedded profile; this test is about stores.
-        encoders=EncoderSettings(text_model=None, perplexity_model=None),
-        train=fast_train_settings(),
-        compose=ComposeSettings(redis_url=REDIS_URL, postgres_dsn=dsn, mlflow_tracking_uri=dsn),
-    )
-    settings.ensure_dirs()
-    try:
+    with compose_profile(tmp_path / "data") as (settings, _):
         yield settings
-    finally:
-        from smp_platform.store import FeatureStoreGateway
-
-        try:
-            FeatureStoreGateway(settings).store.teardown()
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.close()
 
 
 def test_refresh_train_promote_and_lookup_on_postgres_and_redis(

@@ -15,13 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from smp_platform.config import ComposeSettings, EncoderSettings, Settings
-from tests.helpers import fast_train_settings, write_subset
+from smp_platform.config import Settings
+from tests.helpers import compose_profile, write_subset
 
 pytestmark = pytest.mark.integration
-
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @dataclass
@@ -33,38 +30,9 @@ class SecretPlatform:
 
 @pytest.fixture
 def secret_platform(tmp_path: Path) -> Iterator[SecretPlatform]:
-    import psycopg
-
-    name = f"smp_{uuid.uuid4().hex[:10]}"
     password = f"pw-{uuid.uuid4().hex}"
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN} is not reachable: {exc}")
-    admin.execute(f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'")
-    admin.execute(f'CREATE DATABASE "{name}" OWNER "{name}"')
-    dsn = f"postgresql+psycopg://{name}:{password}@127.0.0.1:5432/{name}"
-    settings = Settings(
-        profile="compose",
-        data_dir=tmp_path / "data",
-        feast_project=name,
-        feature_service="popularity_tabular_v1",
-        encoders=EncoderSettings(text_model=None, perplexity_model=None),
-        train=fast_train_settings(),
-        compose=ComposeSettings(redis_url=REDIS_URL, postgres_dsn=dsn, mlflow_tracking_uri=dsn),
-    )
-    settings.ensure_dirs()
-    try:
+    with compose_profile(tmp_path / "data", password=password) as (settings, dsn):
         yield SecretPlatform(settings, password, dsn)
-    finally:
-        from smp_platform.store import FeatureStoreGateway
-
-        try:
-            FeatureStoreGateway(settings).store.teardown()
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.execute(f'DROP ROLE IF EXISTS "{name}"')
-            admin.close()
 
 
 def test_no_password_in_prefect_runs_or_under_the_data_dir(
