@@ -25,15 +25,19 @@ HOLDER = textwrap.dedent(
 
     with writer_lock(Path(sys.argv[1]), sys.argv[2], 5):
         print("holding", flush=True)
-        time.sleep(float(sys.argv[3]))
+        if sys.argv[3] == "until-told":
+            sys.stdin.readline()  # the test says when to let go
+        else:
+            time.sleep(float(sys.argv[3]))
     """
 )
 
 
-def hold(data_dir: Path, command: str, seconds: float) -> subprocess.Popen[str]:
+def hold(data_dir: Path, command: str, seconds: float | str) -> subprocess.Popen[str]:
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(data_dir), command, str(seconds)],
         cwd=REPO,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -86,9 +90,37 @@ def test_a_second_writer_waits_for_the_holder_then_runs(tmp_path: Path) -> None:
 
     data_dir = tmp_path / "data"
     dataset = write_subset("train", tmp_path / "in", n=20)
-    holder = hold(data_dir, "train", 4)
-    result = smp(data_dir, "ingest", str(dataset), lock_timeout_s=120)
+    holder = hold(data_dir, "train", "until-told")
+    env = dict(os.environ, SMP_LOCK_TIMEOUT_S="300")
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "smp_platform.cli",
+            "--data-dir",
+            str(data_dir),
+            "ingest",
+            str(dataset),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Let go only once the writer has said whom it waits for: however slowly it starts (a busy
+    # machine), it must have met the held lock.
+    assert writer.stderr is not None and holder.stdin is not None
+    waiting = ""
+    while "in use by" not in waiting:
+        line = writer.stderr.readline()
+        if not line:  # the writer ended without ever waiting
+            break
+        waiting = line
+    holder.stdin.write("go\n")
+    holder.stdin.flush()
     holder.wait(timeout=60)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "in use by `train`" in result.stderr  # it said whom it waited for
-    assert "20 loaded" in result.stdout
+    stdout, stderr = writer.communicate(timeout=300)
+    assert writer.returncode == 0, stderr[-2000:]
+    assert "in use by `train`" in waiting  # it said whom it waited for
+    assert "20 loaded" in stdout
