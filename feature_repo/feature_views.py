@@ -2,7 +2,8 @@
 
 Groups (the view tag ``group``; a refresh computes one group with one encoder):
 - ``tabular`` (SQL/pandas, no model): ``post_author``, ``post_temporal``, ``post_content``,
-  ``post_author_popularity`` (the author's earlier labels: its rows also depend on them);
+  ``post_terms``, ``post_author_popularity`` (the author's earlier labels: the group's rows
+  also depend on them);
 - ``text``, ``image``, ``perplexity`` (models): one view each.
 
 Every row also carries ``input_hash`` and ``encoder_id`` (for tabular views the code
@@ -151,13 +152,6 @@ VIEWS: tuple[ViewSpec, ...] = (
             FeatureField("title_digit_count", I64),
             FeatureField("tag_count", I64, "SMPD Alltags / SMP-Video suggested words"),
             FeatureField("tags_length", I64),
-            FeatureField(
-                "tag_terms",
-                STR,
-                "suggested words / tags, lower case, one token per tag (words joined by '_'), "
-                "space separated, duplicates dropped",
-                kind=FieldKind.TERMS,
-            ),
             FeatureField("language", STR, "post text language; 'unknown' if missing"),
             FeatureField("location", STR, "country / place code; 'unknown' if missing"),
             FeatureField("category", STR),
@@ -173,6 +167,22 @@ VIEWS: tuple[ViewSpec, ...] = (
             FeatureField("latitude", F64),
             FeatureField("longitude", F64),
             FeatureField("geo_accuracy", F64),
+        ),
+    ),
+    # A view of its own rather than a field of post_content: stored parquet parts keep their
+    # schema (a new field in an existing view would not read beside the old parts).
+    ViewSpec(
+        "post_terms",
+        "tabular",
+        "The post's tags / suggested words as a bag of terms (weighed inside the model)",
+        (
+            FeatureField(
+                "tag_terms",
+                STR,
+                "suggested words / tags, lower case, one token per tag (words joined by '_'), "
+                "space separated, duplicates dropped",
+                kind=FieldKind.TERMS,
+            ),
         ),
     ),
     ViewSpec(

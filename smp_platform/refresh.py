@@ -34,7 +34,7 @@ from smp_platform.config import Settings
 log = logging.getLogger(__name__)
 
 # Bump when a tabular feature's definition changes: every tabular row is then recomputed.
-# v2: tag_terms and the post_author_popularity view.
+# v2: the post_terms and post_author_popularity views.
 TABULAR_VERSION = "tabular-v2"
 
 
@@ -230,6 +230,7 @@ def compute_group(
             tabular.compute_author_features(posts, history),
             tabular.compute_temporal_features(posts),
             tabular.compute_content_features(posts),
+            tabular.compute_terms(posts),
             tabular.compute_author_popularity(posts, label_history),
         ]
     else:

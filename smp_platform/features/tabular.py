@@ -120,7 +120,6 @@ def compute_content_features(posts: pd.DataFrame) -> pd.DataFrame:
     )
     out["tag_count"] = tags.map(len).astype("int64").to_numpy()
     out["tags_length"] = tags.map(lambda ts: sum(len(t) for t in ts)).astype("int64").to_numpy()
-    out["tag_terms"] = [" ".join(tag_terms(v)) for v in tags]
     for column in ("language", "location", "category", "subcategory", "concept", "media_type"):
         out[column] = _category(posts.get(column), n)
     width = _numeric(posts, "media_width")
@@ -142,6 +141,13 @@ def compute_content_features(posts: pd.DataFrame) -> pd.DataFrame:
     no_geo = (out["latitude"] == 0) & (out["longitude"] == 0)
     out.loc[no_geo, ["latitude", "longitude", "geo_accuracy"]] = np.nan
     return out[["post_id", EVENT_TIMESTAMP, *feature_names("post_content")]]
+
+
+def compute_terms(posts: pd.DataFrame) -> pd.DataFrame:
+    """The post's tags as a bag of terms (:func:`smp_platform.features.tags.tag_terms`)."""
+    out = _keys(posts)
+    out["tag_terms"] = [" ".join(tag_terms(v)) for v in posts["tags"]]
+    return out[["post_id", EVENT_TIMESTAMP, *feature_names("post_terms")]]
 
 
 def compute_author_popularity(posts: pd.DataFrame, label_history: pd.DataFrame) -> pd.DataFrame:
