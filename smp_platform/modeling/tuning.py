@@ -138,14 +138,6 @@ def suggest_recipe(trial: optuna.Trial, available_views: Sequence[str]) -> dict[
     return recipe
 
 
-def _as_trial_params(recipe: dict[str, Any], available_views: Sequence[str]) -> dict[str, Any]:
-    params = {k: v for k, v in recipe.items() if k != "exclude_views"}
-    for view in OPTIONAL_VIEWS:
-        if view in available_views:
-            params[f"use_{view}"] = view not in recipe.get("exclude_views", [])
-    return params
-
-
 TrialDone = Callable[[TrialResult], None]
 
 
@@ -158,8 +150,9 @@ def search(
     seed: int = 0,
     on_trial: TrialDone | None = None,
 ) -> list[TrialResult]:
-    """Run the search; trial 0 is ``settings``' own recipe, so the best is never worse than
-    it on the folds. Returns every trial, in order."""
+    """Run the search; trial 0 is ``settings``' own recipe (evaluated as it is, even outside
+    the search space), so the best is never worse than it on the folds. Returns every trial,
+    in order (``n_trials`` in all)."""
     import optuna
 
     from feature_repo.feature_views import FEATURE_VIEW
@@ -168,23 +161,25 @@ def search(
     available = sorted({FEATURE_VIEW[c] for c in feature_columns if c in FEATURE_VIEW})
     results: list[TrialResult] = []
 
-    def objective(trial: optuna.Trial) -> float:
-        recipe = suggest_recipe(trial, available)
-        candidate = apply_recipe(settings, recipe)
-        fold_scores = evaluate_recipe(folds, candidate, feature_columns)
+    def run(number: int, recipe: dict[str, Any]) -> TrialResult:
+        fold_scores = evaluate_recipe(folds, apply_recipe(settings, recipe), feature_columns)
         src = float(np.mean([s["src"] for s in fold_scores]))
         mae = float(np.mean([s["mae"] for s in fold_scores]))
-        result = TrialResult(trial.number, recipe, src - mae, src, mae, fold_scores)
+        result = TrialResult(number, recipe, src - mae, src, mae, fold_scores)
         results.append(result)
-        log.info("trial %d: SRC %.4f, MAE %.4f  %s", trial.number, src, mae, recipe)
+        log.info("trial %d: SRC %.4f, MAE %.4f  %s", number, src, mae, recipe)
         if on_trial is not None:
             on_trial(result)
-        return result.score
+        return result
 
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    current = {k: getattr(settings, k) for k in TUNABLE_FIELDS}
-    study.enqueue_trial(_as_trial_params(current, available), skip_if_exists=True)
-    study.optimize(objective, n_trials=max(1, n_trials))
+    def objective(trial: optuna.Trial) -> float:
+        return run(trial.number + 1, suggest_recipe(trial, available)).score
+
+    run(0, {k: getattr(settings, k) for k in TUNABLE_FIELDS})
+    if n_trials > 1:
+        sampler = optuna.samplers.TPESampler(seed=seed)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study.optimize(objective, n_trials=n_trials - 1)
     return results
 
 
