@@ -22,7 +22,7 @@ from smp_platform.config import Settings
 from smp_platform.errors import UserError
 
 if TYPE_CHECKING:
-    from smp_platform.modeling.tuning import TrialResult
+    from smp_platform.modeling.tuning import SearchSpace, TrialResult
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ def tune(
     n_trials: int = DEFAULT_TRIALS,
     n_folds: int = DEFAULT_FOLDS,
     frame: pd.DataFrame | None = None,
+    space: SearchSpace | None = None,
     seed: int = 0,
 ) -> TuneOutcome:
     """Search, log every trial, save the best recipe; ``frame`` defaults to the labelled frame
@@ -98,7 +99,9 @@ def tune(
                     mlflow.log_metrics({f"fold{i}_src": fold["src"], f"fold{i}_mae": fold["mae"]})
                 trial_runs[result.number] = run.info.run_id
 
-        results = search(folds, recipe, columns, n_trials=n_trials, seed=seed, on_trial=log_trial)
+        results = search(
+            folds, recipe, columns, n_trials=n_trials, space=space, seed=seed, on_trial=log_trial
+        )
         best = best_trial(results)
         start = results[0]
         mlflow.log_metrics(

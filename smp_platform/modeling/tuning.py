@@ -43,6 +43,18 @@ OPTIONAL_VIEWS = (
 )
 
 
+@dataclass(frozen=True)
+class SearchSpace:
+    """The ranges a trial draws from (the defaults fit a few thousand posts)."""
+
+    losses: tuple[str, ...] = LOSSES
+    depth: tuple[int, int] = (4, 8)
+    learning_rate: tuple[float, float] = (0.01, 0.15)  # drawn on a log scale
+    l2_leaf_reg: tuple[float, float] = (1.0, 30.0)  # drawn on a log scale
+    iterations: tuple[int, int, int] = (500, 3000, 250)  # the cap (low, high, step)
+    optional_views: tuple[str, ...] = OPTIONAL_VIEWS
+
+
 @dataclass
 class Fold:
     """One time-ordered fold, its model matrix fitted once on its training posts."""
@@ -121,18 +133,21 @@ def evaluate_recipe(
     return scores
 
 
-def suggest_recipe(trial: optuna.Trial, available_views: Sequence[str]) -> dict[str, Any]:
+def suggest_recipe(
+    trial: optuna.Trial, available_views: Sequence[str], space: SearchSpace
+) -> dict[str, Any]:
     """One point of the search space (the fields of :data:`TUNABLE_FIELDS`)."""
+    low, high, step = space.iterations
     recipe: dict[str, Any] = {
-        "loss_function": trial.suggest_categorical("loss_function", list(LOSSES)),
-        "depth": trial.suggest_int("depth", 4, 8),
-        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.15, log=True),
-        "l2_leaf_reg": trial.suggest_float("l2_leaf_reg", 1.0, 30.0, log=True),
-        "iterations": trial.suggest_int("iterations", 500, 3000, step=250),
+        "loss_function": trial.suggest_categorical("loss_function", list(space.losses)),
+        "depth": trial.suggest_int("depth", *space.depth),
+        "learning_rate": trial.suggest_float("learning_rate", *space.learning_rate, log=True),
+        "l2_leaf_reg": trial.suggest_float("l2_leaf_reg", *space.l2_leaf_reg, log=True),
+        "iterations": trial.suggest_int("iterations", low, high, step=step),
     }
     recipe["exclude_views"] = [
         view
-        for view in OPTIONAL_VIEWS
+        for view in space.optional_views
         if view in available_views and not trial.suggest_categorical(f"use_{view}", [True, False])
     ]
     return recipe
@@ -147,6 +162,7 @@ def search(
     feature_columns: Sequence[str],
     *,
     n_trials: int,
+    space: SearchSpace | None = None,
     seed: int = 0,
     on_trial: TrialDone | None = None,
 ) -> list[TrialResult]:
@@ -158,6 +174,7 @@ def search(
     from feature_repo.feature_views import FEATURE_VIEW
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = space or SearchSpace()
     available = sorted({FEATURE_VIEW[c] for c in feature_columns if c in FEATURE_VIEW})
     results: list[TrialResult] = []
 
@@ -173,7 +190,7 @@ def search(
         return result
 
     def objective(trial: optuna.Trial) -> float:
-        return run(trial.number + 1, suggest_recipe(trial, available)).score
+        return run(trial.number + 1, suggest_recipe(trial, available, space)).score
 
     run(0, {k: getattr(settings, k) for k in TUNABLE_FIELDS})
     if n_trials > 1:

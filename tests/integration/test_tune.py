@@ -11,7 +11,7 @@ import pytest
 from smp_platform.config import Settings, TrainSettings
 from smp_platform.modeling.recipe import TUNABLE_FIELDS, recipe_path
 from smp_platform.modeling.train import time_split
-from smp_platform.modeling.tuning import time_folds
+from smp_platform.modeling.tuning import SearchSpace, time_folds
 from smp_platform.testing.feature_frames import synthetic_frame
 
 pytestmark = pytest.mark.integration
@@ -27,6 +27,8 @@ FAST = TrainSettings(
     embedding_components=4,
     seeds=1,
 )
+# Rounds caps for 300 posts: the default space's thousands of rounds take minutes here.
+SMALL = SearchSpace(depth=(3, 5), learning_rate=(0.05, 0.2), iterations=(50, 150, 50))
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def test_tune_logs_every_trial_and_train_uses_the_best_recipe(
     settings = Settings(data_dir=tmp_path, train=FAST)
     assert train_settings(settings) == (FAST, "settings")  # no recipe saved yet
 
-    outcome = tune(settings, n_trials=3, frame=frame)
+    outcome = tune(settings, n_trials=3, frame=frame, space=SMALL)
 
     assert outcome.n_trials == 3 and outcome.n_posts == 240
     # trial 0 is the recipe in use: the best is never worse than it on the folds
