@@ -124,7 +124,7 @@ def train() -> None:
 
 @app.command()
 def tune(
-    trials: Annotated[int, typer.Option(help="Recipes to try (the first is the one in use).")] = 8,
+    trials: Annotated[int, typer.Option(help="Recipes to try (the first is the one in use).")] = 6,
     folds: Annotated[int, typer.Option(help="Time-ordered folds inside the training posts.")] = 2,
 ) -> None:
     """Search the training recipe (loss, depth, learning rate, L2, rounds, feature views) on
