@@ -333,14 +333,13 @@ def plan_refresh(settings: Settings, group_names: Sequence[str] | None = None) -
 
     gateway = FeatureStoreGateway(settings)
     gateway.apply()
-    views = groups()
-    wanted = list(group_names or views)
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         posts = warehouse.post_input_keys()
-        labels = warehouse.author_label_history() if "tabular" in wanted else None
+        labels = warehouse.author_label_history()  # the tabular group's extra input
     posts = posts.assign(**{INPUT_HASH: input_hashes(posts)})
     plan = RefreshPlan(batches=[], stale={}, disabled={})
-    for group in wanted:
+    views = groups()
+    for group in group_names or list(views):
         try:
             encoder_id = encoder_identity(group, settings)
             todo = stale_posts(
