@@ -59,6 +59,9 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path, 
 
 
 def test_every_post_has_its_author_popularity_and_terms(labelled) -> None:
+    from feature_repo.feature_services import service_spec
+
+    assert {AUTHOR_VIEW, "post_terms"} <= set(service_spec("popularity_v1").views)
     settings, dataset, by_author = labelled
     history = _latest(settings, AUTHOR_VIEW)
     assert len(history) == 120
