@@ -1,7 +1,9 @@
 """Feature views: names, dtypes, descriptions and groups. Everything else reads them from here.
 
 Groups (the view tag ``group``; a refresh computes one group with one encoder):
-- ``tabular`` (SQL/pandas, no model): ``post_author``, ``post_temporal``, ``post_content``;
+- ``tabular`` (SQL/pandas, no model): ``post_author``, ``post_temporal``, ``post_content``,
+  ``post_terms``, ``post_author_popularity`` (the author's earlier labels: the group's rows
+  also depend on them);
 - ``text``, ``image``, ``perplexity`` (models): one view each.
 
 Every row also carries ``input_hash`` and ``encoder_id`` (for tabular views the code
@@ -39,11 +41,24 @@ class Dtype(StrEnum):
         return self in (Dtype.FLOAT64, Dtype.FLOAT32, Dtype.INT64)
 
 
+class FieldKind(StrEnum):
+    """How a model reads a field, where its dtype alone does not say (the Feast field tag
+    ``kind``). A plain string is a category; a ``terms`` string is a bag of words the model
+    weighs itself (TF-IDF + SVD fitted inside the registered model)."""
+
+    TERMS = "terms"
+
+
 @dataclass(frozen=True)
 class FeatureField:
     name: str
     dtype: Dtype
     description: str = ""
+    kind: FieldKind | None = None
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {"kind": str(self.kind)} if self.kind else {}
 
 
 @dataclass(frozen=True)
@@ -154,6 +169,45 @@ VIEWS: tuple[ViewSpec, ...] = (
             FeatureField("geo_accuracy", F64),
         ),
     ),
+    # A view of its own rather than a field of post_content: stored parquet parts keep their
+    # schema (a new field in an existing view would not read beside the old parts).
+    ViewSpec(
+        "post_terms",
+        "tabular",
+        "The post's tags / suggested words as a bag of terms (weighed inside the model)",
+        (
+            FeatureField(
+                "tag_terms",
+                STR,
+                "suggested words / tags, lower case, one token per tag (words joined by '_'), "
+                "space separated, duplicates dropped",
+                kind=FieldKind.TERMS,
+            ),
+        ),
+    ),
+    ViewSpec(
+        "post_author_popularity",
+        "tabular",
+        "Popularity of the author's earlier posts, as known when the post was published",
+        (
+            FeatureField(
+                "author_labelled_prior_posts",
+                I64,
+                "labelled posts by the same author published strictly before this one",
+            ),
+            FeatureField(
+                "author_popularity_mean", F64, "mean popularity of those posts; null if none"
+            ),
+            FeatureField(
+                "author_popularity_max", F64, "highest popularity of those posts; null if none"
+            ),
+            FeatureField(
+                "author_popularity_last",
+                F64,
+                "popularity of the latest of them (mean if several at that instant); null if none",
+            ),
+        ),
+    ),
     ViewSpec(
         "post_text_semantics",
         "text",
@@ -201,6 +255,10 @@ VIEW_SPECS: dict[str, ViewSpec] = {view.name: view for view in VIEWS}
 # Every stored field of each view (features + bookkeeping), in declaration order.
 VIEW_FIELDS: dict[str, tuple[FeatureField, ...]] = {v.name: v.fields for v in VIEWS}
 DTYPES: dict[str, Dtype] = {f.name: f.dtype for v in VIEWS for f in v.features}
+# Fields whose dtype alone does not say how a model reads them (e.g. terms strings).
+KINDS: dict[str, FieldKind] = {f.name: f.kind for v in VIEWS for f in v.features if f.kind}
+# The view each feature belongs to (names are unique across views).
+FEATURE_VIEW: dict[str, str] = {f.name: v.name for v in VIEWS for f in v.features}
 
 
 def feature_names(view_name: str, *, include_bookkeeping: bool = False) -> list[str]:
@@ -259,7 +317,9 @@ def build_feature_views(offline_dir: Path, entity: Any) -> dict[str, Any]:
             entities=[entity],
             ttl=NO_EXPIRY,
             schema=[
-                Field(name=f.name, dtype=feast_type(f.dtype), description=f.description)
+                Field(
+                    name=f.name, dtype=feast_type(f.dtype), description=f.description, tags=f.tags
+                )
                 for f in view.fields
             ],
             source=file_source(offline_dir, view.name),

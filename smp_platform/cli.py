@@ -150,6 +150,20 @@ def train() -> None:
 
 
 @app.command()
+def tune(
+    trials: Annotated[int, typer.Option(help="Recipes to try (the first is the one in use).")] = 6,
+    folds: Annotated[int, typer.Option(help="Time-ordered folds inside the training posts.")] = 2,
+) -> None:
+    """Search the training recipe (loss, depth, learning rate, L2, rounds, feature views) on
+    time-ordered folds of the training posts; each trial is a child MLflow run, and the best
+    recipe is saved to <data dir>/recipe.json, which `smp train` then uses."""
+    from smp_platform.tune import tune as run_tune
+
+    outcome = run_tune(_settings(), n_trials=trials, n_folds=folds)
+    typer.echo(f"tune: {outcome}")
+
+
+@app.command()
 def promote(
     version: Annotated[
         str | None, typer.Option(help="Candidate version (default: latest).")

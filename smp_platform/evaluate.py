@@ -1,15 +1,18 @@
-"""The evaluate verb: the paper's ablation on the time-split validation posts, logged to MLflow
-(a parent run with one nested run per feature set)."""
+"""The evaluate verb: the paper's ablation, plus the tag terms and the author's earlier
+popularity, on the time-split validation posts beside the median baseline, with the recipe
+``train`` uses; logged to MLflow (a parent run with one nested run per feature set)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from smp_platform.config import Settings
+from smp_platform.config import Settings, TrainSettings
 
 
-def log_ablation(settings: Settings, table: pd.DataFrame) -> str:
+def log_ablation(
+    settings: Settings, table: pd.DataFrame, recipe: TrainSettings | None = None
+) -> str:
     """Log an ablation table as a parent run + one nested run per row; the parent's run id."""
     import mlflow
     from smp_platform.modeling.ablation import format_ablation
@@ -18,12 +21,10 @@ def log_ablation(settings: Settings, table: pd.DataFrame) -> str:
     registry = ModelRegistry(settings)
     with registry.run("ablation") as parent:
         mlflow.set_tag("kind", "ablation")
-        mlflow.log_params(settings.train.model_dump())
+        mlflow.log_params((recipe or settings.train).model_dump())
         mlflow.log_params({k: table.attrs[k] for k in ("n_train", "n_valid") if k in table.attrs})
         for row in table.to_dict("records"):
-            with mlflow.start_run(
-                experiment_id=parent.info.experiment_id, run_name=row["step"], nested=True
-            ):
+            with registry.child_run(parent, row["step"]):
                 mlflow.log_params(
                     {
                         "step": row["step"],
@@ -49,15 +50,16 @@ def log_ablation(settings: Settings, table: pd.DataFrame) -> str:
 
 
 def ablation_table(settings: Settings, frame: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Train and score the six feature sets (on ``frame``, default the labelled frame of the
+    """Train and score the eight feature sets (on ``frame``, default the labelled frame of the
     configured feature service) and log them; ``attrs["parent_run_id"]`` names the run."""
     from smp_platform.modeling.ablation import run_ablation
-    from smp_platform.train import labelled_frame
+    from smp_platform.train import labelled_frame, train_settings
 
     if frame is None:
         frame = labelled_frame(settings, settings.feature_service)
-    table = run_ablation(frame, settings.train)
-    table.attrs["parent_run_id"] = log_ablation(settings, table)
+    recipe, _ = train_settings(settings)
+    table = run_ablation(frame, recipe)
+    table.attrs["parent_run_id"] = log_ablation(settings, table, recipe)
     return table
 
 

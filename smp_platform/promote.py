@@ -1,18 +1,30 @@
-"""The promote verb: candidate vs ``@champion`` on the same validation posts; the alias moves
-only if the candidate is better (the rule: :mod:`smp_platform.modeling.promotion`)."""
+"""The promote verb: the candidate's recipe vs the ``@champion``'s on the same posts that
+neither was fitted on; the alias moves only if the candidate is better (the rule:
+:mod:`smp_platform.modeling.promotion`).
+
+A registered version is refitted on every labelled post, so scoring the registered models on
+any labelled posts would flatter both. Instead the comparison uses the candidate's backtest
+(its recipe fitted on the posts before its window, scored on the window: recorded when it was
+trained) and re-runs the champion's recipe, read from its logged params, on the same split.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pandas as pd
 
+from feature_repo.data_sources import EVENT_TIMESTAMP
 from smp_platform.config import Settings
+from smp_platform.errors import UserError
 from smp_platform.modeling.promotion import MAE_TOLERANCE, PromotionDecision, decide
 from smp_platform.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
+
+FrameSource = Callable[[str], pd.DataFrame]  # feature service -> its labelled frame
 
 
 def promote(
@@ -21,11 +33,13 @@ def promote(
     evaluate_fn: Callable[[str], dict[str, float]],
     *,
     mae_tolerance: float = MAE_TOLERANCE,
+    comparison: str | Callable[[], str] = "",
 ) -> PromotionDecision:
     """Move ``@champion`` to the candidate if it beats the champion; record the decision.
 
-    ``evaluate_fn(version)`` must score every version on the same validation posts, e.g.
-    ``lambda v: registry.evaluate_version(v, valid_frame)``.
+    ``evaluate_fn(version)`` must score every version on the same posts, none of which the
+    scored model was fitted on (e.g. :meth:`BacktestComparison.evaluate`); ``comparison``
+    says how, for the record (a callable is asked after the evaluations).
     """
     candidate_version = str(candidate_version)
     candidate_metrics = evaluate_fn(candidate_version)
@@ -49,6 +63,7 @@ def promote(
         champion_metrics=champion_metrics,
         candidate_version=candidate_version,
         champion_version=champion_version,
+        comparison=comparison() if callable(comparison) else comparison,
     )
     registry.record_promotion(decision, mae_tolerance)
     log.info(
@@ -61,19 +76,95 @@ def promote(
     return decision
 
 
+@dataclass
+class BacktestComparison:
+    """Scores versions' recipes on the candidate's backtest split.
+
+    The split is the candidate's recorded window: recipes are fitted on the labelled posts
+    published before ``validation_start`` and scored on those from ``validation_start`` to
+    ``validation_end``. The candidate's recorded backtest metrics are used as they are when
+    the window still holds the same number of posts; otherwise (labels added since, another
+    feature service) its recipe is re-run too.
+    """
+
+    registry: ModelRegistry
+    candidate: str
+    frames: FrameSource
+    _frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        tags = self.registry.tags(self.candidate)
+        try:
+            self.start = pd.Timestamp(tags["validation_start"])
+            self.end = pd.Timestamp(tags["validation_end"])
+        except KeyError as exc:
+            raise UserError(
+                f"version {self.candidate} records no validation window: retrain it"
+            ) from exc
+        self.recorded_n = int(tags.get("validation_n", "-1"))
+        self.reruns: dict[str, int] = {}
+
+    @property
+    def description(self) -> str:
+        rerun = ", ".join(f"v{v} re-run ({n} posts)" for v, n in self.reruns.items())
+        return (
+            f"backtest: each recipe fitted on the labelled posts before {self.start.isoformat()}"
+            f", scored on {self.start.isoformat()} .. {self.end.isoformat()} "
+            f"(candidate v{self.candidate} recorded on {self.recorded_n} posts"
+            + (f"; {rerun}" if rerun else "")
+            + ")"
+        )
+
+    def split(self, service: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if service not in self._frames:
+            self._frames[service] = self.frames(service)
+        frame = self._frames[service]
+        stamps = pd.to_datetime(frame[EVENT_TIMESTAMP], utc=True)
+        start, end = _utc(self.start), _utc(self.end)
+        return frame[stamps < start], frame[(stamps >= start) & (stamps <= end)]
+
+    def evaluate(self, version: str) -> dict[str, float]:
+        from smp_platform.modeling.train import backtest
+
+        version = str(version)
+        recipe = self.registry.recipe(version)
+        train, valid = self.split(recipe.feature_service)
+        if version == self.candidate and len(valid) == self.recorded_n:
+            recorded = self.registry.recorded_metrics(version)
+            if {"src", "mae"} <= set(recorded):
+                return recorded
+        if len(train) < 20 or valid.empty:
+            raise UserError(
+                f"too few labelled posts around version {self.candidate}'s window to re-run "
+                f"version {version}'s recipe ({len(train)} before, {len(valid)} in it)"
+            )
+        columns = [c for c in recipe.feature_columns if c in train.columns]
+        log.info(
+            "re-running version %s's recipe on %d posts before %s, scoring %d",
+            version,
+            len(train),
+            self.start.isoformat(),
+            len(valid),
+        )
+        tested = backtest(train, valid, recipe.settings, columns)
+        self.reruns[version] = len(tested.valid)
+        return tested.scores
+
+
+def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def promote_candidate(settings: Settings, version: str | None = None) -> PromotionDecision:
-    """Promote ``version`` (default: the latest), each version read through its own feature
-    service on the same validation posts."""
-    from smp_platform.train import validation_frame
+    """Promote ``version`` (default: the latest) if its recipe beats the champion's on the
+    candidate's backtest split (each recipe reads its own feature service)."""
+    from smp_platform.train import labelled_frame
 
     registry = ModelRegistry(settings)
-    version = version or registry.latest_version()
-    frames: dict[str, pd.DataFrame] = {}
-
-    def evaluate(v: str) -> dict[str, float]:
-        service = registry.feature_service(v)
-        if service not in frames:
-            frames[service] = validation_frame(settings, service)
-        return registry.evaluate_version(v, frames[service])
-
-    return promote(registry, str(version), evaluate)
+    version = str(version or registry.latest_version())
+    comparison = BacktestComparison(
+        registry, version, lambda service: labelled_frame(settings, service)
+    )
+    return promote(
+        registry, version, comparison.evaluate, comparison=lambda: comparison.description
+    )

@@ -40,7 +40,8 @@ from smp_platform.config import Settings
 log = logging.getLogger(__name__)
 
 # Bump when a tabular feature's definition changes: every tabular row is then recomputed.
-TABULAR_VERSION = "tabular-v1"
+# v2: the post_terms and post_author_popularity views.
+TABULAR_VERSION = "tabular-v2"
 
 
 @dataclass
@@ -136,6 +137,21 @@ def input_hashes(posts: pd.DataFrame) -> pd.Series:
     return pd.Series(values, index=posts.index, name=INPUT_HASH, dtype=object)
 
 
+def with_extra_inputs(
+    group: str, posts: pd.DataFrame, label_history: pd.DataFrame | None
+) -> pd.DataFrame:
+    """``posts`` with ``input_hash`` also covering what one group's rows depend on beyond the
+    post: for ``tabular``, the author's earlier labels (``post_author_popularity``), so a new
+    label recomputes the author's later posts, never the labelled post itself."""
+    if group != "tabular" or label_history is None:
+        return posts
+    from smp_platform.features.author_history import label_history_keys
+
+    keys = label_history_keys(label_history).reindex(posts[POST_ID]).fillna("").to_numpy()
+    hashes = [h if not k else _hash(h, k) for h, k in zip(posts[INPUT_HASH], keys, strict=True)]
+    return posts.assign(**{INPUT_HASH: hashes})
+
+
 # -- encoders, loaded once per process (a Dask worker keeps its own) -------------------------
 # Keyed on what an encoder depends on (encoder settings, converted-weights dir), so a copy of the
 # settings that differs elsewhere (say, in training) does not load the models again.
@@ -224,10 +240,15 @@ def stale_in_any_view(
 
 # -- computing one batch ---------------------------------------------------------------------
 def compute_group(
-    group: str, posts: pd.DataFrame, history: pd.DataFrame | None, settings: Settings
+    group: str,
+    posts: pd.DataFrame,
+    history: pd.DataFrame | None,
+    settings: Settings,
+    label_history: pd.DataFrame | None = None,
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Feature frames per view for a batch of posts (with ``input_hash`` and ``encoder_id``
-    added), and (post_id, reason) to quarantine."""
+    added), and (post_id, reason) to quarantine. ``tabular`` needs ``history`` (post counts)
+    and ``label_history`` (:meth:`Warehouse.author_label_history` of the batch)."""
     no_quarantine = pd.DataFrame(columns=[POST_ID, "reason"])
     keys = pd.DataFrame(
         {POST_ID: posts[POST_ID].to_numpy(), EVENT_TIMESTAMP: posts["posted_at"].to_numpy()}
@@ -236,11 +257,13 @@ def compute_group(
     if group == "tabular":
         from smp_platform.features import tabular
 
-        assert history is not None
+        assert history is not None and label_history is not None
         computed = [
             tabular.compute_author_features(posts, history),
             tabular.compute_temporal_features(posts),
             tabular.compute_content_features(posts),
+            tabular.compute_terms(posts),
+            tabular.compute_author_popularity(posts, label_history),
         ]
     else:
         from smp_platform.features import signals
@@ -284,8 +307,9 @@ def process_batch(
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         posts = warehouse.posts_frame(post_ids)
         history = warehouse.author_history(post_ids) if group == "tabular" else None
-    posts = posts.assign(input_hash=input_hashes(posts))
-    frames, quarantine = compute_group(group, posts, history, settings)
+        labels = warehouse.author_label_history(post_ids) if group == "tabular" else None
+    posts = with_extra_inputs(group, posts.assign(input_hash=input_hashes(posts)), labels)
+    frames, quarantine = compute_group(group, posts, history, settings, labels)
     # Set-aside inputs (e.g. an unreadable image) keep a null feature; the flow records why.
     result = BatchResult(
         group=group,
@@ -348,13 +372,16 @@ def plan_refresh(settings: Settings, group_names: Sequence[str] | None = None) -
     gateway.apply()
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         posts = warehouse.post_input_keys()
+        labels = warehouse.author_label_history()  # the tabular group's extra input
     posts = posts.assign(**{INPUT_HASH: input_hashes(posts)})
     plan = RefreshPlan(batches=[], stale={}, disabled={})
     views = groups()
     for group in group_names or list(views):
         try:
             encoder_id = encoder_identity(group, settings)
-            todo = stale_in_any_view(posts, gateway, views[group], encoder_id)
+            todo = stale_in_any_view(
+                with_extra_inputs(group, posts, labels), gateway, views[group], encoder_id
+            )
             if len(todo) and group != "tabular":
                 load_encoder(group, settings)  # weights that cannot load: off now, not mid-run
         except EncoderUnavailable as exc:
@@ -535,6 +562,7 @@ def check_for_work(settings: Settings) -> WorkCheck:
     gateway.apply()  # a no-op unless the definitions changed
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         posts = warehouse.post_input_keys()
+        labels = warehouse.author_label_history()  # the tabular group's extra input
     posts = posts.assign(**{INPUT_HASH: input_hashes(posts)})
     check = WorkCheck(stale={}, pending_parts=0, disabled={})
     for group, view_names in groups().items():
@@ -543,7 +571,8 @@ def check_for_work(settings: Settings) -> WorkCheck:
         except EncoderUnavailable as exc:
             check.disabled[group] = str(exc)
             continue
-        check.stale[group] = len(stale_in_any_view(posts, gateway, view_names, encoder_id))
+        keyed = with_extra_inputs(group, posts, labels)  # the same keys plan_refresh uses
+        check.stale[group] = len(stale_in_any_view(keyed, gateway, view_names, encoder_id))
     check.pending_parts = sum(len(p) for p in pending_parts(settings).values())
     return check
 

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     from mlflow.models import ModelSignature
 
     from mlflow import MlflowClient
+    from smp_platform.config import TrainSettings
     from smp_platform.modeling.promotion import PromotionDecision
-    from smp_platform.modeling.train import TrainedModel
+    from smp_platform.modeling.train import Backtest, TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,16 @@ class RegisteredCandidate:
     version: str
     run_id: str
     metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class VersionRecipe:
+    """How a registered version was made: re-running it on other posts reproduces it."""
+
+    version: str
+    settings: TrainSettings
+    feature_columns: list[str]
+    feature_service: str
 
 
 @contextlib.contextmanager
@@ -91,6 +102,7 @@ def model_signature(trained: TrainedModel) -> ModelSignature:
         *(ColSpec(AnyType(), c, required=False) for c in spec.numeric),
         *(ColSpec("string", c, required=False) for c in spec.categorical),
         *(ColSpec(Array("double"), c, required=False) for c in spec.embedding),
+        *(ColSpec("string", c, required=False) for c in spec.terms),
     ]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("double", "popularity")]))
 
@@ -145,6 +157,16 @@ class ModelRegistry:
         return str(self.client.create_experiment(name, artifact_location=self.artifact_location))
 
     @contextlib.contextmanager
+    def child_run(self, parent: Any, run_name: str) -> Iterator[Any]:
+        """A run nested in ``parent`` (opened with :meth:`run`, still active)."""
+        import mlflow
+
+        with mlflow.start_run(
+            experiment_id=parent.info.experiment_id, run_name=run_name, nested=True
+        ) as run:
+            yield run
+
+    @contextlib.contextmanager
     def run(self, run_name: str, *, nested: bool = False) -> Iterator[Any]:
         """An MLflow run in the experiment, with the fluent API pointed at this registry."""
         import mlflow
@@ -164,39 +186,64 @@ class ModelRegistry:
         *,
         feature_service: str,
         run_name: str,
+        backtest: Backtest | None = None,
+        recipe_source: str = "settings",
     ) -> RegisteredCandidate:
-        """Evaluate on the validation posts, log an MLflow run and register the pyfunc model.
+        """Log an MLflow run and register the pyfunc model, with its quality.
 
-        The version is tagged with its feature service (serving reads it), its validation
-        metrics and the validation post window.
+        With ``backtest`` (the same recipe fitted on the older posts only), ``trained`` is the
+        refit on all labelled posts and the version's metrics are the backtest's on its
+        newest posts; without it ``trained`` is scored on ``valid_frame``. The version is
+        tagged with its feature service (serving reads it), its metrics, the scored post
+        window and its training cutoff; the run logs the whole recipe.
         """
         import mlflow
+        from smp_platform.modeling.recipe import RECIPE_PARAM
         from smp_platform.modeling.report import plot_feature_importance
 
-        train_settings = self.settings.train
-        valid = valid_frame[valid_frame[LABEL].notna()]
-        if valid.empty:
-            raise ValueError("the validation frame has no labelled posts")
-        scores = with_baseline(valid[LABEL], trained.predict(valid), trained.train_median)
+        if backtest is not None:
+            valid, scores = backtest.valid, backtest.scores
+        else:
+            valid = valid_frame[valid_frame[LABEL].notna()]
+            if valid.empty:
+                raise ValueError("the validation frame has no labelled posts")
+            scores = with_baseline(valid[LABEL], trained.predict(valid), trained.train_median)
         valid_start, valid_end = _window(valid)
+        evaluation = "backtest" if backtest is not None else "holdout"
         with self.run(run_name) as run:
-            mlflow.log_params(train_settings.model_dump())
-            mlflow.log_params(
+            mlflow.log_params(trained.settings.model_dump())
+            params: dict[str, Any] = {
+                RECIPE_PARAM: trained.settings.model_dump_json(),
+                "recipe_source": recipe_source,
+                "evaluation": evaluation,
+                "n_train": trained.n_train,
+                "n_valid": len(valid),
+                "feature_service": feature_service,
+                "feature_columns": ",".join(trained.feature_columns),
+                "dropped_columns": ",".join(trained.model.matrix.dropped) or "-",
+                "best_iteration": trained.best_iteration,
+                "rounds": trained.rounds,
+                "train_start": trained.train_start.isoformat(),
+                "train_end": trained.train_end.isoformat(),
+                "valid_start": valid_start,
+                "valid_end": valid_end,
+            }
+            if backtest is not None:
+                params.update(
+                    backtest_n_train=backtest.trained.n_train,
+                    backtest_train_end=backtest.trained.train_end.isoformat(),
+                    backtest_best_iteration=backtest.trained.best_iteration,
+                    backtest_rounds=backtest.trained.rounds,
+                )
+            mlflow.log_params(params)
+            mlflow.log_metrics({f"valid_{k}": v for k, v in scores.items()})
+            mlflow.set_tags(
                 {
-                    "n_train": trained.n_train,
-                    "n_valid": len(valid),
-                    "feature_service": feature_service,
-                    "feature_columns": ",".join(trained.feature_columns),
-                    "dropped_columns": ",".join(trained.model.matrix.dropped) or "-",
-                    "best_iteration": trained.best_iteration,
-                    "train_start": trained.train_start.isoformat(),
-                    "train_end": trained.train_end.isoformat(),
-                    "valid_start": valid_start,
-                    "valid_end": valid_end,
+                    FEATURE_SERVICE_TAG: feature_service,
+                    "model_name": self.name,
+                    "evaluation": evaluation,
                 }
             )
-            mlflow.log_metrics({f"valid_{k}": v for k, v in scores.items()})
-            mlflow.set_tags({FEATURE_SERVICE_TAG: feature_service, "model_name": self.name})
             with tempfile.TemporaryDirectory() as scratch:
                 directory = Path(scratch)
                 importance = plot_feature_importance(
@@ -206,11 +253,10 @@ class ModelRegistry:
                 columns_file = directory / "feature_columns.json"
                 columns_file.write_text(json.dumps(trained.feature_columns))
                 mlflow.log_artifact(str(columns_file))
-                booster_path = trained.model.save_booster(directory)
                 info = mlflow.pyfunc.log_model(
                     name=MODEL_NAME_IN_RUN,
                     python_model=trained.model,
-                    artifacts={"catboost": str(booster_path)},
+                    artifacts=trained.model.save_boosters(directory),
                     signature=model_signature(trained),
                     pip_requirements=_requirements(),
                     registered_model_name=self.name,
@@ -220,24 +266,51 @@ class ModelRegistry:
             version,
             {
                 FEATURE_SERVICE_TAG: feature_service,
+                "evaluation": evaluation,
                 "validation_src": f"{scores['src']:.6f}",
                 "validation_mae": f"{scores['mae']:.6f}",
                 "validation_start": valid_start,
                 "validation_end": valid_end,
                 "validation_n": str(len(valid)),
+                "training_cutoff": trained.train_end.isoformat(),
+                "n_train": str(trained.n_train),
             },
         )
         log.info(
-            "registered %s version %s (run %s): valid SRC %.4f, MAE %.4f "
-            "(median baseline MAE %.4f)",
+            "registered %s version %s (run %s), fitted on %d posts up to %s: %s SRC %.4f, "
+            "MAE %.4f (median baseline MAE %.4f)",
             self.name,
             version,
             run.info.run_id,
+            trained.n_train,
+            trained.train_end.isoformat(),
+            evaluation,
             scores["src"],
             scores["mae"],
             scores["baseline_mae"],
         )
         return RegisteredCandidate(version=version, run_id=run.info.run_id, metrics=scores)
+
+    def recorded_metrics(self, version: str) -> dict[str, float]:
+        """The metrics a version's training run logged (``valid_*``, prefix dropped)."""
+        run_id = self.client.get_model_version(self.name, str(version)).run_id
+        logged = self.client.get_run(run_id).data.metrics if run_id else {}
+        return {k.removeprefix("valid_"): v for k, v in logged.items() if k.startswith("valid_")}
+
+    def recipe(self, version: str) -> VersionRecipe:
+        """A version's recipe, columns and feature service, from its run's logged params."""
+        from smp_platform.modeling.recipe import recipe_from_params
+
+        run_id = self.client.get_model_version(self.name, str(version)).run_id
+        params = dict(self.client.get_run(run_id).data.params) if run_id else {}
+        if "feature_columns" not in params:
+            raise UserError(f"version {version} of {self.name} has no logged recipe to re-run")
+        return VersionRecipe(
+            version=str(version),
+            settings=recipe_from_params(params),
+            feature_columns=params["feature_columns"].split(","),
+            feature_service=params.get("feature_service") or self.feature_service(version),
+        )
 
     def tag(self, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
@@ -311,6 +384,8 @@ class ModelRegistry:
             "promotion_reason": decision.reason,
             "promotion_compared_to": decision.champion_version or "-",
         }
+        if decision.comparison:
+            tags["promotion_comparison"] = decision.comparison
         self.tag(decision.candidate_version, tags)
         experiment_id = client.get_run(version.run_id).info.experiment_id if version.run_id else "0"
         run = client.create_run(

@@ -1,4 +1,6 @@
-"""The train verb: point-in-time frame from Feast -> adapter + CatBoost -> registered version.
+"""The train verb: point-in-time frame from Feast -> backtest of the recipe on the time split
+-> the same recipe refitted on ALL labelled posts -> registered version (with the backtest's
+metrics, its recipe and its training cutoff).
 
 Also the one definition of "the labelled frame" (every labelled post with its features as of
 its publication time), which promote, evaluate and report read too.
@@ -14,7 +16,7 @@ import pandas as pd
 
 from feature_repo.data_sources import EVENT_TIMESTAMP
 from feature_repo.entities import POST_ID
-from smp_platform.config import Settings
+from smp_platform.config import Settings, TrainSettings
 from smp_platform.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -25,17 +27,21 @@ class TrainOutcome:
     version: str
     run_id: str
     feature_service: str
-    metrics: dict[str, float]
+    metrics: dict[str, float]  # the backtest's, on the newest n_valid posts
     baseline: dict[str, float] = field(default_factory=dict)
-    n_train: int = 0
+    n_train: int = 0  # posts the backtest model was fitted on
     n_valid: int = 0
+    n_registered: int = 0  # posts the registered model was fitted on (all labelled)
+    recipe_source: str = "settings"
 
     def __str__(self) -> str:
         return (
-            f"version {self.version} of the model trained on {self.n_train:,} posts; "
-            f"validation ({self.n_valid:,} latest posts): SRC {self.metrics['src']:.3f}, "
-            f"MAE {self.metrics['mae']:.3f} "
-            f"(median baseline MAE {self.baseline.get('mae', float('nan')):.3f})"
+            f"version {self.version} fitted on all {self.n_registered:,} labelled posts "
+            f"(recipe: {self.recipe_source}); backtest (fitted on the older {self.n_train:,}, "
+            f"scored on the newest {self.n_valid:,}): SRC {self.metrics['src']:.3f}, "
+            f"MAE {self.metrics['mae']:.3f} (median baseline SRC "
+            f"{self.baseline.get('src', float('nan')):.3f}, "
+            f"MAE {self.baseline.get('mae', float('nan')):.3f})"
         )
 
 
@@ -84,22 +90,42 @@ def validation_frame(settings: Settings, service_name: str | None = None) -> pd.
     return valid
 
 
+def train_settings(settings: Settings) -> tuple[TrainSettings, str]:
+    """The recipe ``train`` uses: the one ``smp tune`` saved in the data dir, else settings."""
+    from smp_platform.modeling.recipe import apply_recipe, load_recipe, recipe_path
+
+    recipe = load_recipe(settings.root)
+    if recipe is None:
+        return settings.train, "settings"
+    return apply_recipe(settings.train, recipe), str(recipe_path(settings.root))
+
+
 def train_candidate(settings: Settings) -> TrainOutcome:
-    """Point-in-time frame, time split, cross-fitted adapter + CatBoost, registered version."""
-    from smp_platform.modeling.train import time_split, train_model
+    """Point-in-time frame, backtest, refit on all labelled posts, registered version."""
+    service = settings.feature_service
+    return train_on_frame(settings, labelled_frame(settings, service), service)
+
+
+def train_on_frame(settings: Settings, frame: pd.DataFrame, service: str) -> TrainOutcome:
+    """Backtest the recipe on ``frame``'s time split, refit it on all of ``frame``'s labelled
+    posts, and register the refit with the backtest's metrics."""
+    from smp_platform.modeling.recipe import recipe_columns
+    from smp_platform.modeling.train import backtest_then_refit, time_split
     from smp_platform.registry import ModelRegistry
 
-    service = settings.feature_service
-    frame = labelled_frame(settings, service)
-    train, valid = time_split(frame, settings.train.validation_fraction)
+    recipe, source = train_settings(settings)
+    train, valid = time_split(frame, recipe.validation_fraction)
     if len(train) < 20 or len(valid) < 5:
         raise UserError(f"too few labelled posts to train ({len(frame)}); load more data")
-    trained = train_model(train, settings.train, served_columns(service))
+    columns = recipe_columns(served_columns(service), recipe)
+    tested, refit = backtest_then_refit(frame, recipe, columns)
     candidate = ModelRegistry(settings).log_and_register(
-        trained,
-        valid,
+        refit,
+        tested.valid,
+        backtest=tested,
         feature_service=service,
         run_name=f"train-{datetime.now(UTC):%Y%m%dT%H%M%S}",
+        recipe_source=source,
     )
     scores = candidate.metrics
     return TrainOutcome(
@@ -111,6 +137,8 @@ def train_candidate(settings: Settings) -> TrainOutcome:
             "src": scores.get("baseline_src", float("nan")),
             "mae": scores.get("baseline_mae", float("nan")),
         },
-        n_train=len(train),
-        n_valid=len(valid),
+        n_train=tested.trained.n_train,
+        n_valid=len(tested.valid),
+        n_registered=refit.n_train,
+        recipe_source=source,
     )

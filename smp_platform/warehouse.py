@@ -480,6 +480,22 @@ class Warehouse:
         )
         return frame
 
+    def author_label_history(self, post_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every post of the authors of ``post_ids`` (of every author when None): post_id,
+        user_id, posted_at and popularity (null when unlabelled), by time."""
+        query = (
+            "SELECT p.post_id, p.user_id, p.posted_at, l.popularity FROM posts p "
+            "LEFT JOIN labels l ON l.post_id = p.post_id "
+        )
+        order = "ORDER BY p.posted_at, p.post_id"
+        if post_ids is None:
+            return self._con.execute(query + order).df()
+        with self._registered_ids(post_ids):
+            return self._con.execute(
+                query + "WHERE p.user_id IN (SELECT q.user_id FROM wanted_posts w "
+                "JOIN posts q ON q.post_id = w.post_id) " + order
+            ).df()
+
     def _registered_ids(self, post_ids: Sequence[str]) -> _Registered:
         ids = pa.table(
             {

@@ -18,12 +18,10 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-AUTHOR_HISTORY_FIELDS: tuple[str, ...] = (
-    "author_labelled_prior_posts",
-    "author_popularity_mean",
-    "author_popularity_max",
-    "author_popularity_last",
-)
+from feature_repo.feature_views import feature_names
+
+# The fields of the post_author_popularity view (feature_repo/feature_views.py).
+AUTHOR_HISTORY_FIELDS: tuple[str, ...] = tuple(feature_names("post_author_popularity"))
 
 
 def compute_author_history(
@@ -97,3 +95,27 @@ def compute_author_history(
     stats = ["author_popularity_mean", "author_popularity_max", "author_popularity_last"]
     out.loc[no_history.to_numpy(), stats] = np.nan
     return out
+
+
+def label_history_keys(history: pd.DataFrame) -> pd.Series:
+    """Per post of ``history``: a key of the earlier labels its author statistics depend on.
+
+    ``history`` holds every post of the authors concerned (``post_id``, ``user_id``,
+    ``posted_at``, ``popularity``, null when unlabelled). The key changes exactly when a label
+    of an earlier post by the same author changes the statistics (a new, changed or removed
+    label), never with the post's own label or a later one; "" when no earlier label is known.
+    A refresh folds it into the input hash of the post's tabular rows, indexed by ``post_id``.
+    """
+    labels = history.loc[history["popularity"].notna(), ["post_id", "popularity"]]
+    stats = compute_author_history(history, labels)
+    keys = [
+        "" if n == 0 else "|".join([str(int(n)), *(f"{float(v):.9g}" for v in (mean, top, last))])
+        for n, mean, top, last in zip(
+            stats["author_labelled_prior_posts"],
+            stats["author_popularity_mean"],
+            stats["author_popularity_max"],
+            stats["author_popularity_last"],
+            strict=True,
+        )
+    ]
+    return pd.Series(keys, index=stats["post_id"].to_numpy(), dtype=object)

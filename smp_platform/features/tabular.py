@@ -14,6 +14,8 @@ import pandas as pd
 
 from feature_repo.data_sources import EVENT_TIMESTAMP
 from feature_repo.feature_views import feature_names
+from smp_platform.features.author_history import compute_author_history
+from smp_platform.features.tags import tag_terms
 
 _HASHTAG = re.compile(r"#\w+")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -139,3 +141,32 @@ def compute_content_features(posts: pd.DataFrame) -> pd.DataFrame:
     no_geo = (out["latitude"] == 0) & (out["longitude"] == 0)
     out.loc[no_geo, ["latitude", "longitude", "geo_accuracy"]] = np.nan
     return out[["post_id", EVENT_TIMESTAMP, *feature_names("post_content")]]
+
+
+def compute_terms(posts: pd.DataFrame) -> pd.DataFrame:
+    """The post's tags as a bag of terms (:func:`smp_platform.features.tags.tag_terms`)."""
+    out = _keys(posts)
+    out["tag_terms"] = [" ".join(tag_terms(v)) for v in posts["tags"]]
+    return out[["post_id", EVENT_TIMESTAMP, *feature_names("post_terms")]]
+
+
+def compute_author_popularity(posts: pd.DataFrame, label_history: pd.DataFrame) -> pd.DataFrame:
+    """Popularity of the author's strictly earlier labelled posts, per post of ``posts``.
+
+    ``label_history`` is every post of the batch's authors (``post_id``, ``user_id``,
+    ``posted_at``, ``popularity``, null when unlabelled), from
+    :meth:`Warehouse.author_label_history`; a post never sees its own label or a later one.
+    """
+    history = label_history[["post_id", "user_id", "posted_at"]]
+    labels = label_history.loc[label_history["popularity"].notna(), ["post_id", "popularity"]]
+    known = compute_author_history(history, labels).set_index("post_id")
+    out = _keys(posts)
+    stats = known.reindex(out["post_id"])
+    for name in feature_names("post_author_popularity"):
+        values = stats[name]
+        out[name] = (
+            values.fillna(0).astype("int64").to_numpy()
+            if name == "author_labelled_prior_posts"
+            else values.astype("float64").to_numpy()
+        )
+    return out[["post_id", EVENT_TIMESTAMP, *feature_names("post_author_popularity")]]

@@ -1,9 +1,11 @@
 """Ablation as in the paper: add one feature group at a time, score each on the same posts.
 
-Rows (cumulative): tabular only; + text embedding (PCA, no adapter); + adapted text embedding;
-+ perplexity; + inconsistency signals (similarities); all (+ adapted image embedding and every
-other served feature in the frame). Each row is trained on the time-split training posts and
-scored (SRC, MAE) on the latest posts. Logging to MLflow is the evaluate verb's job
+Rows (cumulative): tabular only (without the tag terms and the author's earlier popularity);
++ text embedding (PCA, no adapter); + adapted text embedding; + perplexity; + inconsistency
+signals (similarities); + image embedding (adapted, and every other served feature but the two
+below); + tag terms (TF-IDF/SVD fitted in the model); + author popularity (the full model).
+Each row is trained on the time-split training posts and scored (SRC, MAE) on the latest posts,
+beside the median baseline on the same posts. Logging to MLflow is the evaluate verb's job
 (:mod:`smp_platform.evaluate`).
 """
 
@@ -31,9 +33,12 @@ class AblationStep:
     adapted: tuple[str, ...]
 
 
+AUTHOR_POPULARITY_VIEW = "post_author_popularity"
+
+
 def ablation_steps(available: list[str]) -> list[AblationStep]:
-    """The six cumulative feature sets, limited to the columns ``available`` in the frame."""
-    from feature_repo.feature_views import VIEWS, embedding_columns
+    """The eight cumulative feature sets, limited to the columns ``available`` in the frame."""
+    from feature_repo.feature_views import KINDS, VIEWS, FieldKind, embedding_columns, feature_names
     from smp_platform.modeling.report import similarity_columns
 
     present = set(available)
@@ -46,12 +51,16 @@ def ablation_steps(available: list[str]) -> list[AblationStep]:
 
     text_embedding = tuple(embedding_columns("text"))
     image_embedding = tuple(embedding_columns("image"))
-    tabular = keep(of_group("tabular"))
+    terms = keep([name for name, kind in KINDS.items() if kind == FieldKind.TERMS])
+    author_popularity = keep(feature_names(AUTHOR_POPULARITY_VIEW))
+    later = set(terms) | set(author_popularity)
+    tabular = [c for c in keep(of_group("tabular")) if c not in later]
     text = keep(list(text_embedding))
     perplexity = keep(of_group("perplexity"))
     similarities = keep(similarity_columns())
-    served = keep([f.name for v in VIEWS for f in v.features])
-    everything = list(dict.fromkeys([*tabular, *text, *perplexity, *similarities, *served]))
+    served = [c for c in keep([f.name for v in VIEWS for f in v.features]) if c not in later]
+    image = list(dict.fromkeys([*tabular, *text, *perplexity, *similarities, *served]))
+    both = text_embedding + image_embedding
     cumulative: list[tuple[str, list[str], tuple[str, ...]]] = [
         ("tabular", tabular, ()),
         ("+ text embedding", tabular + text, ()),
@@ -62,7 +71,9 @@ def ablation_steps(available: list[str]) -> list[AblationStep]:
             tabular + text + perplexity + similarities,
             text_embedding,
         ),
-        ("all", everything, text_embedding + image_embedding),
+        ("+ image embedding", image, both),
+        ("+ tag terms", image + terms, both),
+        ("+ author popularity (all)", image + terms + author_popularity, both),
     ]
     return [AblationStep(name, tuple(cols), adapted) for name, cols, adapted in cumulative]
 
@@ -93,7 +104,29 @@ def run_ablation(frame: pd.DataFrame, settings: TrainSettings) -> pd.DataFrame:
     return table
 
 
+MEDIAN_BASELINE = "median baseline"
+
+
 def format_ablation(table: pd.DataFrame) -> str:
-    """The ablation table as fixed-width text (median baseline beside each row)."""
+    """The ablation table as fixed-width text: the median baseline first (every row shares the
+    split, so its training median), then each row, with the baseline's MAE beside it."""
     shown = table[["step", "n_features", "src", "mae", "baseline_mae"]]
-    return shown.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    if len(table):
+        first = table.iloc[0]
+        baseline = pd.DataFrame(
+            [
+                {
+                    "step": MEDIAN_BASELINE,
+                    "n_features": 0,
+                    "src": first.get("baseline_src", 0.0),
+                    "mae": first["baseline_mae"],
+                    "baseline_mae": first["baseline_mae"],
+                }
+            ]
+        )
+        shown = pd.concat([baseline, shown], ignore_index=True)
+    text = shown.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    n_train, n_valid = table.attrs.get("n_train"), table.attrs.get("n_valid")
+    if n_train and n_valid:
+        text += f"\n(trained on the oldest {n_train:,} posts, scored on the newest {n_valid:,})"
+    return text

@@ -1,10 +1,11 @@
 """Training/serving frame -> model matrix for CatBoost.
 
-Column kinds come from the feature views' dtypes (``feature_repo.feature_views``):
-``string`` fields are categorical, array fields are embeddings, the rest are numeric. The
-embeddings are adapted (CLIP-Adapter, cross-fitted on training rows) and reduced with PCA to
-``settings.embedding_components`` columns each (``text_embedding_pc0`` ...); scalar signals
-(similarities, perplexity) stay as they are.
+Column kinds come from the feature views' dtypes and kinds (``feature_repo.feature_views``):
+``string`` fields are categorical unless their kind is ``terms`` (a bag of words), array fields
+are embeddings, the rest are numeric. The embeddings are adapted (CLIP-Adapter, cross-fitted on
+training rows) and reduced with PCA to ``settings.embedding_components`` columns each
+(``text_embedding_pc0`` ...); terms get TF-IDF + SVD fitted on the training rows
+(``tag_terms_svd0`` ...); scalar signals (similarities, perplexity) stay as they are.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from feature_repo.data_sources import EVENT_TIMESTAMP
-from feature_repo.feature_views import DTYPES, Dtype, embedding_columns
+from feature_repo.feature_views import DTYPES, KINDS, Dtype, FieldKind, embedding_columns
 from smp_platform.modeling.adapter import Adapter, crossfit_transform
+from smp_platform.modeling.terms import TermReducer
 
 if TYPE_CHECKING:
     from sklearn.decomposition import PCA
@@ -40,14 +42,16 @@ class FeatureSpec:
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     embedding: tuple[str, ...]
+    terms: tuple[str, ...] = ()
 
     @property
     def columns(self) -> list[str]:
-        return [*self.numeric, *self.categorical, *self.embedding]
+        return [*self.numeric, *self.categorical, *self.embedding, *self.terms]
 
 
 def feature_kinds(feature_columns: Sequence[str]) -> FeatureSpec:
-    """Split feature columns into numeric / categorical / embedding using the views' dtypes."""
+    """Split feature columns into numeric / categorical / embedding / terms using the views'
+    dtypes and kinds."""
     dtypes = DTYPES
     unknown = [c for c in feature_columns if c not in dtypes]
     if unknown:
@@ -55,16 +59,18 @@ def feature_kinds(feature_columns: Sequence[str]) -> FeatureSpec:
             f"unknown feature columns {unknown}: every model feature must be a field of a view "
             "in feature_repo/feature_views.py"
         )
-    numeric, categorical, embedding = [], [], []
+    numeric, categorical, embedding, terms = [], [], [], []
     for column in dict.fromkeys(feature_columns):
         dtype = dtypes[column]
         if dtype.is_array:
             embedding.append(column)
+        elif KINDS.get(column) == FieldKind.TERMS:
+            terms.append(column)
         elif dtype == Dtype.STRING:
             categorical.append(column)
         else:
             numeric.append(column)
-    return FeatureSpec(tuple(numeric), tuple(categorical), tuple(embedding))
+    return FeatureSpec(tuple(numeric), tuple(categorical), tuple(embedding), tuple(terms))
 
 
 def embedding_matrix(values: pd.Series | Sequence[Any], dim: int | None = None) -> np.ndarray:
@@ -211,6 +217,7 @@ class ModelMatrix:
     categorical: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     reducer: EmbeddingReducer | None = None
+    term_reducers: dict[str, TermReducer] = field(default_factory=dict)
 
     @classmethod
     def for_columns(
@@ -229,7 +236,33 @@ class ModelMatrix:
     @property
     def output_columns(self) -> list[str]:
         embedded = self.reducer.output_columns if self.reducer else []
-        return [*self.numeric, *self.categorical, *embedded]
+        terms = [c for reducer in self.term_reducers.values() for c in reducer.output_columns]
+        return [*self.numeric, *self.categorical, *embedded, *terms]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # versions registered before terms existed unpickle without term reducers
+        state.setdefault("term_reducers", {})
+        self.__dict__.update(state)
+
+    def outputs_of(self, feature_columns: Collection[str]) -> list[str]:
+        """The matrix columns derived from some of the served columns (a model that leaves
+        the others out reads exactly these: every reduction is fitted per column)."""
+        wanted = set(feature_columns)
+        out = [c for c in [*self.numeric, *self.categorical] if c in wanted]
+        if self.reducer is not None:
+            out += [
+                c
+                for name, reduced in self.reducer.embeddings.items()
+                if name in wanted
+                for c in reduced.output_columns
+            ]
+        out += [
+            c
+            for name, reducer in self.term_reducers.items()
+            if name in wanted
+            for c in reducer.output_columns
+        ]
+        return out
 
     def fit_transform(self, frame: pd.DataFrame, y: np.ndarray, order: np.ndarray) -> pd.DataFrame:
         """Fit on training rows (sorted or not) and return their matrix."""
@@ -241,15 +274,31 @@ class ModelMatrix:
         self.categorical = [c for c in self.spec.categorical if frame[c].notna().any()]
         self.reducer = EmbeddingReducer(self.settings, self.adapted)
         embedded = self.reducer.fit_transform(frame, self.spec.embedding, y, order)
+        terms, no_terms = [], []
+        self.term_reducers = {}
+        for name in self.spec.terms:
+            reducer = TermReducer(
+                name,
+                components=self.settings.term_components,
+                min_df=self.settings.term_min_df,
+                seed=self.settings.seed,
+            )
+            reduced = reducer.fit_transform(frame[name])
+            if not reducer.output_columns:
+                no_terms.append(name)
+                continue
+            self.term_reducers[name] = reducer
+            terms.append(reducer.frame(reduced, frame.index))
         self.dropped = [
             *(c for c in self.spec.numeric if c not in self.numeric),
             *(c for c in self.spec.categorical if c not in self.categorical),
             *self.reducer.dropped,
+            *no_terms,
         ]
         matrix = pd.DataFrame({c: numeric[c] for c in self.numeric}, index=frame.index)
         for c in self.categorical:
             matrix[c] = categorical_column(frame[c])
-        return pd.concat([matrix, embedded], axis=1)
+        return pd.concat([matrix, embedded, *terms], axis=1)
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Matrix for new posts; extra columns are ignored, missing ones read as null."""
@@ -261,4 +310,10 @@ class ModelMatrix:
             # where per-column pandas calls dominate); same values as categorical_column.
             block = frame.reindex(columns=self.categorical).astype(object)
             matrix[self.categorical] = block.where(block.notna(), MISSING_CATEGORY).astype(str)
-        return pd.concat([matrix, self.reducer.transform(frame)], axis=1)[self.output_columns]
+        terms = [
+            reducer.frame(reducer.transform(_column_or_none(frame, name)), frame.index)
+            for name, reducer in self.term_reducers.items()
+        ]
+        return pd.concat([matrix, self.reducer.transform(frame), *terms], axis=1)[
+            self.output_columns
+        ]

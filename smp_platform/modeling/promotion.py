@@ -1,5 +1,10 @@
 """The promotion rule, applied to metrics of two versions on the SAME validation posts.
 
+Honest means neither number comes from a model fitted on the posts it is scored on: a
+registered version is refitted on every labelled post, so the verb
+(:mod:`smp_platform.promote`) compares the two *recipes*, each fitted on the posts before the
+candidate's backtest window and scored on that window.
+
 A candidate becomes ``@champion`` when its SRC is strictly higher than the champion's AND its
 MAE is not worse than the champion's by more than ``mae_tolerance`` (0.02 popularity units by
 default). SRC is the challenge's ranking metric; the MAE guard stops a model that ranks
@@ -22,6 +27,7 @@ class PromotionDecision:
     champion_metrics: dict[str, float] | None
     candidate_version: str = ""
     champion_version: str | None = None  # the champion before the decision
+    comparison: str = ""  # on which posts, fitted how (logged with the decision)
 
     def __str__(self) -> str:
         verdict = "promoted to @champion" if self.promoted else "not promoted"

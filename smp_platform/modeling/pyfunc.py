@@ -1,13 +1,16 @@
-"""The registered model: an MLflow ``pyfunc`` holding the model matrix (adapters, PCA) and CatBoost.
+"""The registered model: an MLflow ``pyfunc`` holding the model matrix (adapters, PCA, term
+reducers) and the CatBoost models whose mean it predicts (one per seed).
 
-CatBoost travels in its native ``.cbm`` format as an MLflow artifact (loaded in
-``load_context``); the rest (feature spec, adapter weights as numpy arrays, fitted PCA) is
-pickled with the python model. Serving needs only a frame with the served feature columns.
+CatBoost travels in its native ``.cbm`` format as MLflow artifacts (``catboost``,
+``catboost_1``, ... loaded in ``load_context``); the rest (feature spec, adapter weights as
+numpy arrays, fitted PCA, TF-IDF + SVD) is pickled with the python model. Serving needs only a
+frame with the served feature columns.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,40 +29,59 @@ CATBOOST_ARTIFACT = "catboost"
 CATBOOST_FILE = "model.cbm"
 
 
-class PopularityModel(PythonModel):  # type: ignore[misc]
-    """Predicts popularity from the served feature columns of a post."""
+def _artifact_name(i: int) -> str:
+    return CATBOOST_ARTIFACT if i == 0 else f"{CATBOOST_ARTIFACT}_{i}"
 
-    def __init__(self, matrix: ModelMatrix, booster: CatBoostRegressor | None = None) -> None:
+
+class PopularityModel(PythonModel):  # type: ignore[misc]
+    """Predicts popularity from the served feature columns of a post: the mean of its
+    CatBoost models (one per seed) on one model matrix."""
+
+    def __init__(
+        self, matrix: ModelMatrix, boosters: Sequence[CatBoostRegressor] | None = None
+    ) -> None:
         self.matrix = matrix
-        self.booster = booster
+        self.boosters: list[CatBoostRegressor] = list(boosters or [])
 
     @property
     def feature_columns(self) -> list[str]:
         return self.matrix.feature_columns
 
     def __getstate__(self) -> dict[str, Any]:
-        # the booster is saved natively as an artifact, not pickled
+        # the boosters are saved natively as artifacts, not pickled
         state = dict(self.__dict__)
-        state["booster"] = None
+        state["boosters"] = []
+        state.pop("booster", None)
         return state
 
     def load_context(self, context: Any) -> None:
         from catboost import CatBoostRegressor
 
-        booster = CatBoostRegressor()
-        booster.load_model(context.artifacts[CATBOOST_ARTIFACT], format="cbm")
-        self.booster = booster
+        boosters = []
+        # catboost, catboost_1, ...: a version registered before seeds holds "catboost" only
+        for i in range(len(context.artifacts)):
+            path = context.artifacts.get(_artifact_name(i))
+            if path is None:
+                break
+            booster = CatBoostRegressor()
+            booster.load_model(path, format="cbm")
+            boosters.append(booster)
+        self.boosters = boosters
 
-    def save_booster(self, directory: Path) -> Path:
-        if self.booster is None:
+    def save_boosters(self, directory: Path) -> dict[str, str]:
+        """Each booster as a ``.cbm`` file in ``directory``: the artifacts to log."""
+        if not self.boosters:
             raise RuntimeError("no CatBoost model to save")
-        path = Path(directory) / CATBOOST_FILE
-        self.booster.save_model(str(path), format="cbm")
-        return path
+        artifacts = {}
+        for i, booster in enumerate(self.boosters):
+            path = Path(directory) / (CATBOOST_FILE if i == 0 else f"model_{i}.cbm")
+            booster.save_model(str(path), format="cbm")
+            artifacts[_artifact_name(i)] = str(path)
+        return artifacts
 
     def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
         """Popularity for each row of ``frame`` (extra columns ignored, missing ones null)."""
-        if self.booster is None:
+        if not self.boosters:
             raise RuntimeError("the CatBoost model is not loaded")
         present = [c for c in self.feature_columns if c in frame.columns]
         if not present:
@@ -73,7 +95,8 @@ class PopularityModel(PythonModel):  # type: ignore[misc]
         if len(frame) == 0:
             return np.zeros(0)
         matrix = self.matrix.transform(frame)
-        return np.asarray(self.booster.predict(matrix), dtype=np.float64)
+        predictions = [np.asarray(b.predict(matrix), dtype=np.float64) for b in self.boosters]
+        return np.asarray(np.mean(predictions, axis=0), dtype=np.float64)
 
     # pd.DataFrame is a hint MLflow 3 accepts without deriving a (list-based) schema from it;
     # the signature logged with the model is the input contract

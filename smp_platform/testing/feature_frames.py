@@ -12,6 +12,7 @@ import pandas as pd
 
 EMBEDDING_DIM = 384
 CATEGORIES = ("travel", "food", "pets", "sport", "art")
+COMMON_TERMS = ("fyp", "viral", "funny", "love", "music", "trend")
 CATEGORY_EFFECT = {"travel": 0.4, "food": 0.1, "pets": 0.6, "sport": -0.2, "art": -0.4}
 
 
@@ -53,6 +54,7 @@ def synthetic_frame(
     start = pd.Timestamp("2024-01-01", tz="UTC")
     posted = start + pd.to_timedelta(np.sort(rng.uniform(0, 300, size=n)), unit="D")
     hours = posted.hour.to_numpy()
+    prior_labelled = np.where(rng.random(n) < 0.7, 0, rng.integers(1, 6, size=n))
     frame = pd.DataFrame(
         {
             "post_id": [f"p{i:05d}" for i in range(n)],
@@ -86,6 +88,11 @@ def synthetic_frame(
             "title_digit_count": rng.integers(0, 5, size=n),
             "tag_count": rng.integers(0, 20, size=n),
             "tags_length": rng.integers(0, 300, size=n),
+            # a category's own words plus common ones: the terms carry the category effect
+            "tag_terms": [
+                " ".join([c, f"{c}_{rng.integers(0, 3)}", *rng.choice(COMMON_TERMS, size=2)])
+                for c in category
+            ],
             "language": rng.choice(["en", "es", "unknown"], size=n),
             "location": rng.choice(["US", "GB", "unknown"], size=n),
             "category": category,
@@ -101,6 +108,14 @@ def synthetic_frame(
             "latitude": rng.uniform(-60, 60, size=n),
             "longitude": rng.uniform(-180, 180, size=n),
             "geo_accuracy": rng.integers(1, 16, size=n).astype(float),
+            "author_labelled_prior_posts": prior_labelled,
+            "author_popularity_mean": np.where(
+                prior_labelled > 0, popularity - 0.3 * rng.normal(size=n), np.nan
+            ),
+            "author_popularity_max": np.where(prior_labelled > 0, popularity + 0.5, np.nan),
+            "author_popularity_last": np.where(
+                prior_labelled > 0, popularity + rng.normal(size=n), np.nan
+            ),
             "text_embedding": embeddings(1),
             "text_tags_similarity": rng.uniform(0.0, 0.8, size=n),
             # no captioner configured: null on every post, as in the embedded default

@@ -82,6 +82,7 @@ FIELD_RULES: dict[str, ColumnRule] = {
     "title_digit_count": NON_NEGATIVE,
     "tag_count": NON_NEGATIVE,
     "tags_length": NON_NEGATIVE,
+    "tag_terms": REQUIRED,  # "" when a post has no tags, never null
     "category": OPTIONAL,
     "subcategory": OPTIONAL,
     "concept": OPTIONAL,
@@ -95,6 +96,11 @@ FIELD_RULES: dict[str, ColumnRule] = {
     "latitude": ColumnRule(min_value=-90, max_value=90, max_null_fraction=1.0),
     "longitude": ColumnRule(min_value=-180, max_value=180, max_null_fraction=1.0),
     "geo_accuracy": OPTIONAL_NON_NEGATIVE,
+    "author_labelled_prior_posts": ColumnRule(min_value=0, max_null_fraction=0.0),
+    # null while the author has no earlier labelled post: most posts of a fresh stream
+    "author_popularity_mean": OPTIONAL,
+    "author_popularity_max": OPTIONAL,
+    "author_popularity_last": OPTIONAL,
     "text_embedding": ColumnRule(unit_norm=True),
     "text_tags_similarity": ColumnRule(
         min_value=SIMILARITY.min_value, max_value=SIMILARITY.max_value, max_null_fraction=1.0

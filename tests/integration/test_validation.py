@@ -85,6 +85,16 @@ def good_batch(view_name: str, n: int = N_ROWS) -> pd.DataFrame:
             "longitude": [None] * (n - 2) + [-79.4, 151.2],
             "geo_accuracy": [None] * (n - 2) + [16.0, 11.0],
         },
+        "post_terms": {
+            "tag_terms": ["cute_bird funny", ""] * (n // 2),  # "" for a post without tags
+        },
+        "post_author_popularity": {
+            "author_labelled_prior_posts": rows % 3,
+            # null while no earlier label is known
+            "author_popularity_mean": [None if r % 3 == 0 else 4.5 for r in rows],
+            "author_popularity_max": [None if r % 3 == 0 else 7.0 for r in rows],
+            "author_popularity_last": [None if r % 3 == 0 else 3.25 for r in rows],
+        },
         "post_text_semantics": {
             "text_embedding": _unit_vectors(n),
             "text_tags_similarity": [None] + [0.25] * (n - 2) + [1.00001],  # float32 rounding
@@ -179,6 +189,27 @@ def _failed(report, expectation: str, column: str):
             -1.2,
             "expect_column_values_to_be_between",
             "image_title_similarity",
+        ),
+        (
+            "post_author_popularity",
+            "author_labelled_prior_posts",
+            -1,
+            "expect_column_values_to_be_between",
+            "author_labelled_prior_posts",
+        ),
+        (
+            "post_author_popularity",
+            "author_popularity_mean",
+            math.inf,
+            "expect_column_values_to_be_in_set",
+            "author_popularity_mean__finite",
+        ),
+        (
+            "post_terms",
+            "tag_terms",
+            None,
+            "expect_column_values_to_not_be_null",
+            "tag_terms",
         ),
     ],
 )

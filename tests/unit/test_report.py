@@ -1,4 +1,4 @@
-"""The paper's analysis: report PNGs and the six-row ablation (fast settings)."""
+"""The paper's analysis: report PNGs and the eight-row ablation (fast settings)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ FAST = TrainSettings(
     adapter_epochs=8,
     adapter_folds=3,
     embedding_components=4,
+    seeds=1,
 )
 STEPS = [
     "tabular",
@@ -27,7 +28,9 @@ STEPS = [
     "+ adapted text embedding",
     "+ perplexity",
     "+ inconsistency signals",
-    "all",
+    "+ image embedding",
+    "+ tag terms",
+    "+ author popularity (all)",
 ]
 
 
@@ -73,9 +76,20 @@ def test_ablation_steps_are_cumulative() -> None:
     assert steps[1].adapted == () and steps[2].adapted == ("text_embedding",)
     assert "image_title_similarity" in steps[4].feature_columns
     assert "image_embedding" in steps[5].feature_columns
+    # the new signals enter one row each, after everything else
+    assert "tag_terms" not in steps[5].feature_columns
+    assert "tag_terms" in steps[6].feature_columns
+    assert "author_popularity_mean" not in steps[6].feature_columns
+    assert steps[7].feature_columns[-4:] == (
+        "author_labelled_prior_posts",
+        "author_popularity_mean",
+        "author_popularity_max",
+        "author_popularity_last",
+    )
+    assert set(steps[7].feature_columns) == set(served_feature_columns())
 
 
-def test_ablation_has_six_rows_with_finite_metrics_and_mlflow_runs(
+def test_ablation_has_eight_rows_with_finite_metrics_and_mlflow_runs(
     frame: pd.DataFrame, tmp_path, offline_mlflow: None
 ) -> None:
     from mlflow import MlflowClient
@@ -87,9 +101,14 @@ def test_ablation_has_six_rows_with_finite_metrics_and_mlflow_runs(
     table = ablation_table(settings, frame)
     assert list(table.step) == STEPS
     assert np.isfinite(table[["src", "mae", "baseline_mae"]].to_numpy()).all()
-    assert table.loc[table.step == "all", "src"].item() > 0.3
+    assert table.loc[table.step == STEPS[-1], "src"].item() > 0.3
     text = format_ablation(table)
     assert "adapted text embedding" in text and "baseline_mae" in text
+    # the median baseline's own row, on the same split: no ranking, the baseline's MAE
+    baseline_line = text.splitlines()[1].split()
+    assert baseline_line[:3] == ["median", "baseline", "0"]
+    assert float(baseline_line[4]) == pytest.approx(table["baseline_mae"].iloc[0], abs=1e-4)
+    assert float(baseline_line[4]) > table["mae"].min()
 
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(FAST.experiment)

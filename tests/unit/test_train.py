@@ -19,6 +19,7 @@ FAST = TrainSettings(
     adapter_epochs=10,
     adapter_folds=3,
     embedding_components=4,
+    seeds=1,
 )
 
 
