@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -121,11 +122,12 @@ def main() -> None:
     # 2. drafts in this process, with the split
     for draft in parsed[:10]:  # warm-up
         score_draft(draft, scorer, authors, settings)
-    total, split = [], []
+    total, cpu, split = [], [], []
     for draft in parsed:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = score_draft(draft, scorer, authors, settings)
         total.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         split.append(result.timings)
     parts: dict[str, list[float]] = {
         "  tabular features (+ author history)": [t.features_s for t in split],
@@ -160,11 +162,15 @@ def main() -> None:
     )
     print(_line("plain lookup by post_id (read + model)", lookup))
     print(_line("draft, in process (target p50 <= 80 ms)", total))
+    # CPU seconds of all threads: what the draft costs the machine, whatever else runs on it
+    print(_line("  its CPU time (all threads)", cpu))
     for name, samples in parts.items():
         print(_line(name, samples))
     print(_line("draft + explain + best_time (48 h), in process", explained))
     print(_line("draft over HTTP", http))
     print(_line("draft + explain + best_time over HTTP", http_full))
+    load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
+    print(f"load average (1 min) at the end: {load} on {os.cpu_count()} cores")
     ratio = _pct(total, 0.5) / _pct(lookup, 0.5)
     print(
         f"\ndraft / lookup p50: {ratio:.0f}x; encoders are "
