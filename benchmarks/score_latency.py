@@ -67,8 +67,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, help="a data dir with a @champion")
     parser.add_argument("--posts", type=int, default=600, help="posts when building")
-    parser.add_argument("--drafts", type=int, default=200, help="drafts timed")
-    parser.add_argument("--http", type=int, default=100, help="drafts timed over HTTP")
+    parser.add_argument("--drafts", type=int, default=100, help="drafts timed")
+    parser.add_argument("--http", type=int, default=40, help="drafts timed over HTTP")
     args = parser.parse_args()
 
     import httpx
@@ -136,7 +136,7 @@ def main() -> None:
         "  model (block, matrix, CatBoost)": [t.model_s for t in split],
     }
     explained = []
-    for draft in parsed[:50]:
+    for draft in parsed[:20]:
         t0 = time.perf_counter()
         score_draft(draft, scorer, authors, settings, explain=True, best_time=True)
         explained.append(time.perf_counter() - t0)
@@ -149,7 +149,7 @@ def main() -> None:
             t0 = time.perf_counter()
             client.post("/v1/popularity:score", json=draft).raise_for_status()
             http.append(time.perf_counter() - t0)
-        for draft in drafts[:30]:
+        for draft in drafts[:10]:
             t0 = time.perf_counter()
             client.post(
                 "/v1/popularity:score", params={"explain": "true", "best_time": "true"}, json=draft

@@ -219,3 +219,24 @@ def test_contributions_are_grouped_by_view_and_sorted() -> None:
     ]
     assert out[1]["features"][0]["value"] == 9.5
     assert out[-1]["features"][0]["value"] is None  # inf is not JSON: shown as unknown
+
+
+def test_smp_score_says_what_is_wrong_with_a_draft_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    bad = tmp_path / "draft.json"
+    bad.write_text('{"format": "smp-video", "post": {"uid": "u1", "post_time": "soon"}}')
+    runs = {
+        name: subprocess.run(
+            [sys.executable, "-m", "smp_platform.cli", "--data-dir", str(tmp_path / "d"), "score"]
+            + ["--input", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        for name, path in (("missing", tmp_path / "nope.json"), ("bad", bad))
+    }
+    assert runs["missing"].returncode == 2 and "no draft file" in runs["missing"].stderr
+    assert runs["bad"].returncode == 2
+    assert "bad time: post.post_time" in runs["bad"].stderr
