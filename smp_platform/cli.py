@@ -233,8 +233,46 @@ def evaluate() -> None:
 
 
 @app.command()
-def report() -> None:
+def score(
+    input_path: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            help='Draft JSON: {"format": "smp-video", "post": {...}, "video": {...}} '
+            'or {"format": "smpd", "text": {...}, "temporalspatial_information": {...}}.',
+        ),
+    ],
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Add the SHAP contributions by feature view.")
+    ] = False,
+    best_time: Annotated[
+        bool, typer.Option("--best-time", help="Add the predictions at each of the next 48 hours.")
+    ] = False,
+) -> None:
+    """Score a post that is not published yet (as POST /v1/popularity:score); prints JSON."""
+    import json
+
+    from smp_platform.drafts import score_file
+
+    body = score_file(_settings(), input_path, explain=explain, best_time=best_time)
+    typer.echo(json.dumps(body, indent=2))
+
+
+@app.command()
+def report(
+    draft: Annotated[
+        Path | None,
+        typer.Option(
+            "--draft", help="Instead: draw a draft's best-time curve (JSON as for `smp score`)."
+        ),
+    ] = None,
+) -> None:
     """Write the paper's figures (PNG) to <data dir>/reports and log them to MLflow."""
+    if draft is not None:
+        from smp_platform.report import write_draft_curve
+
+        typer.echo(str(write_draft_curve(_settings(), draft)))
+        return
     from smp_platform.report import write_reports
 
     settings = _settings()

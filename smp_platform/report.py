@@ -26,3 +26,44 @@ def write_reports(settings: Settings) -> list[Path]:
         for path in paths:
             mlflow.log_artifact(str(path), artifact_path="report")
     return paths
+
+
+def write_draft_curve(settings: Settings, draft_path: Path) -> Path:
+    """The champion's prediction for a draft at each of the next 48 hours, as a PNG under
+    ``<data dir>/reports`` (the best hours marked)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from smp_platform.drafts import score_file
+
+    body = score_file(settings, draft_path, best_time=True)
+    times = pd.to_datetime([p["post_time"] for p in body["curve"]])
+    values = [p["popularity"] for p in body["curve"]]
+    best = body["best_times"]
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    ax.plot(times, values, marker=".", color="tab:blue", label="predicted popularity")
+    ax.scatter(
+        pd.to_datetime([p["post_time"] for p in best]),
+        [p["popularity"] for p in best],
+        color="tab:red",
+        zorder=3,
+        label=f"best {len(best)} hours",
+    )
+    ax.axvline(times[0], color="grey", linestyle=":", label="the draft's post_time")
+    ax.set_xlabel("publication time (UTC)")
+    ax.set_ylabel("popularity")
+    ax.set_title(
+        f"{Path(draft_path).name}: {body['model_name']} v{body['model_version']}, "
+        f"best {best[0]['post_time']} ({best[0]['popularity']:.3f})"
+    )
+    ax.legend(loc="best", fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.reports_dir / f"best-time-{Path(draft_path).stem}.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

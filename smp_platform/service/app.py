@@ -3,6 +3,10 @@ trained on (the feature service named by the model version's tag).
 
 - ``GET /v1/posts/{post_id}/popularity`` one post; ``POST /v1/posts/popularity:batch`` up to
   1,000 posts in one online read and one prediction.
+- ``POST /v1/popularity:score`` a draft (a post not published yet, in its source format's
+  fields): its popularity from the same feature definitions, with ``?explain=true`` the SHAP
+  contributions by feature view and with ``?best_time=true`` the best hours of the next 48
+  (:mod:`smp_platform.drafts`).
 - ``GET /healthz`` liveness, ``GET /readyz`` readiness (champion loaded, online store answering,
   age of the last registry check), ``GET /metrics`` Prometheus.
 
@@ -20,11 +24,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -77,6 +82,60 @@ class BatchResponse(BaseModel):
     predictions: list[BatchPrediction | BatchError]
 
 
+class SmpVideoDraft(BaseModel):
+    """A draft in SMP-Video's fields: a ``*posts*.jsonl`` row (``pid`` optional), optionally its
+    ``*videos*.jsonl`` and ``*users*.jsonl`` rows."""
+
+    format: Literal["smp-video"]
+    post: dict[str, Any]
+    video: dict[str, Any] | None = None
+    user: dict[str, Any] | None = None
+
+
+class SmpdDraft(BaseModel):
+    """A draft in SMPD's fields: its ``_text.json`` and ``_temporalspatial_information.json``
+    records, optionally its ``_category.json`` record and ``_user_data.json`` row."""
+
+    format: Literal["smpd"]
+    text: dict[str, Any]
+    temporalspatial_information: dict[str, Any]
+    category: dict[str, Any] | None = None
+    user_data: dict[str, Any] | None = None
+
+
+DraftBody = Annotated[SmpVideoDraft | SmpdDraft, Field(discriminator="format")]
+
+
+class FeatureContribution(BaseModel):
+    feature: str
+    value: float | str | None
+    contribution: float
+
+
+class ViewContribution(BaseModel):
+    view: str
+    contribution: float
+    features: list[FeatureContribution]
+
+
+class HourPrediction(BaseModel):
+    post_time: str
+    popularity: float
+
+
+class DraftPrediction(BaseModel):
+    popularity: float
+    model_name: str
+    model_version: str
+    author_known: bool
+    post_time: str
+    not_computed: dict[str, str] | None = None
+    base_value: float | None = None
+    contributions: list[ViewContribution] | None = None
+    best_times: list[HourPrediction] | None = None
+    curve: list[HourPrediction] | None = None
+
+
 class Health(BaseModel):
     status: str
     model_name: str
@@ -123,9 +182,21 @@ def invalid_post_id(post_id: str) -> str | None:
 
 
 def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
+    import threading
+
+    from smp_platform.drafts import (
+        AuthorDirectory,
+        DraftError,
+        DraftScoringUnavailable,
+        parse_draft,
+        score_draft,
+    )
     from smp_platform.store import FeatureStoreGateway
 
     gateway = FeatureStoreGateway(settings)
+    authors = AuthorDirectory(settings.warehouse_path)
+    # The encoders use every core already: drafts are scored one at a time per process.
+    draft_lock = threading.Lock()
     metrics = ServiceMetrics()
     model_name = settings.train.model_name
 
@@ -299,6 +370,46 @@ def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
             200,
             {"model_name": model_name, "model_version": current.version, "predictions": entries},
         )
+
+    def score_one(parsed: Any, scorer: Scorer, explain: bool, best_time: bool) -> Any:
+        with draft_lock:
+            return score_draft(
+                parsed, scorer, authors.current(), settings, explain=explain, best_time=best_time
+            )
+
+    @app.post(
+        "/v1/popularity:score",
+        response_model=DraftPrediction,
+        responses={
+            422: {"model": ErrorBody, "description": "not a valid draft of its format"},
+            503: {
+                "model": ErrorBody,
+                "description": "no champion yet, or draft scoring needs encoders this process "
+                "lacks (the [features] extra)",
+            },
+            400: {"model": ErrorBody, "description": "the body could not be parsed"},
+            413: {"model": ErrorBody, "description": "request body too large"},
+        },
+    )
+    async def score(draft: DraftBody, explain: bool = False, best_time: bool = False) -> Response:
+        """The champion's popularity for a post not published yet, from the same feature
+        definitions as the nightly refresh; ``explain`` adds the SHAP contributions by feature
+        view, ``best_time`` the predictions at each hour of the next 48."""
+        current = watcher.champion
+        if current is None:
+            return no_champion()
+        try:
+            parsed = parse_draft(draft.model_dump())
+        except DraftError as error:
+            return _error(422, f"invalid draft: {error}")
+        try:
+            result = await run_in_threadpool(
+                score_one, parsed, current.extras["scorer"], explain, best_time
+            )
+        except DraftScoringUnavailable as error:
+            return _error(503, str(error))
+        body = {**result.body(), "model_name": model_name, "model_version": current.version}
+        return _json(200, body)
 
     app.state.watcher = watcher
     app.state.metrics = metrics

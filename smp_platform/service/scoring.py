@@ -105,6 +105,12 @@ class Scorer:
         self._cat_positions = list(
             range(len(self.numeric), len(self.numeric) + len(self.categorical))
         )
+        # The served feature behind each model column (an embedding's PCs map to the embedding).
+        self.column_features: list[str] = [
+            *self.numeric,
+            *self.categorical,
+            *(e.name for e in self.embeddings for _ in range(e.components_t.shape[1])),
+        ]
 
     def matrix(self, block: FeatureBlock, which: np.ndarray) -> np.ndarray:
         """The model matrix of rows ``which`` of ``block``: an object array in the model's column
@@ -144,3 +150,17 @@ class Scorer:
         pool = Pool(matrix, cat_features=self._cat_positions)
         # one thread: the service's concurrency comes from worker processes
         return np.asarray(self.booster.predict(pool, thread_count=1), dtype=np.float64)
+
+    def explain(self, block: FeatureBlock, which: np.ndarray) -> tuple[np.ndarray, float]:
+        """CatBoost's SHAP values of rows ``which`` (one column per model column, in
+        :attr:`column_features` order) and the base value: each row's values plus the base
+        value sum to its prediction."""
+        from catboost import Pool
+
+        matrix = self.matrix(block, np.asarray(which).tolist())
+        pool = Pool(matrix, cat_features=self._cat_positions)
+        values = np.asarray(
+            self.booster.get_feature_importance(data=pool, type="ShapValues", thread_count=1),
+            dtype=np.float64,
+        )
+        return values[:, :-1], float(values[0, -1])
