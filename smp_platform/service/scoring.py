@@ -92,15 +92,23 @@ class Scorer:
 
     def __init__(self, predictor: Any) -> None:
         matrix = predictor.matrix
-        if predictor.booster is None or matrix.reducer is None:
+        if not predictor.boosters or matrix.reducer is None:
             raise RuntimeError("the registered model is not fitted (no booster or reducer)")
-        self.booster = predictor.booster
+        # The model is the mean of its boosters (one per seed), as PopularityModel.predict_frame.
+        self.boosters = list(predictor.boosters)
         self.numeric: list[str] = list(matrix.numeric)
         self.categorical: list[str] = list(matrix.categorical)
         self.embeddings = [_embedding(r) for r in matrix.reducer.embeddings.values()]
+        # Bags of terms: the fitted TF-IDF + SVD of the model (sklearn, no pandas needed).
+        self.terms = [
+            (name, reducer)
+            for name, reducer in getattr(matrix, "term_reducers", {}).items()
+            if reducer.output_columns
+        ]
         self.columns: list[str] = list(matrix.output_columns)
         n_embedded = sum(e.components_t.shape[1] for e in self.embeddings)
-        if len(self.columns) != len(self.numeric) + len(self.categorical) + n_embedded:
+        n_terms = sum(len(reducer.output_columns) for _, reducer in self.terms)
+        if len(self.columns) != len(self.numeric) + len(self.categorical) + n_embedded + n_terms:
             raise RuntimeError("model matrix columns do not match its parts")
         self._cat_positions = list(
             range(len(self.numeric), len(self.numeric) + len(self.categorical))
@@ -110,6 +118,7 @@ class Scorer:
             *self.numeric,
             *self.categorical,
             *(e.name for e in self.embeddings for _ in range(e.components_t.shape[1])),
+            *(name for name, reducer in self.terms for _ in reducer.output_columns),
         ]
 
     def matrix(self, block: FeatureBlock, which: np.ndarray) -> np.ndarray:
@@ -137,6 +146,11 @@ class Scorer:
             reduced = e.reduce([vectors[i] for i in which])
             out[:, col : col + reduced.shape[1]] = reduced
             col += reduced.shape[1]
+        for name, reducer in self.terms:
+            strings = block.strings.get(name, absent)
+            reduced = reducer.transform([strings[i] for i in which])
+            out[:, col : col + reduced.shape[1]] = reduced
+            col += reduced.shape[1]
         return out
 
     def predict(self, block: FeatureBlock, which: np.ndarray) -> np.ndarray:
@@ -149,7 +163,11 @@ class Scorer:
         matrix = self.matrix(block, which)
         pool = Pool(matrix, cat_features=self._cat_positions)
         # one thread: the service's concurrency comes from worker processes
-        return np.asarray(self.booster.predict(pool, thread_count=1), dtype=np.float64)
+        predictions = [
+            np.asarray(booster.predict(pool, thread_count=1), dtype=np.float64)
+            for booster in self.boosters
+        ]
+        return np.asarray(np.mean(predictions, axis=0), dtype=np.float64)
 
     def explain(self, block: FeatureBlock, which: np.ndarray) -> tuple[np.ndarray, float]:
         """CatBoost's SHAP values of rows ``which`` (one column per model column, in
@@ -159,8 +177,16 @@ class Scorer:
 
         matrix = self.matrix(block, np.asarray(which).tolist())
         pool = Pool(matrix, cat_features=self._cat_positions)
-        values = np.asarray(
-            self.booster.get_feature_importance(data=pool, type="ShapValues", thread_count=1),
-            dtype=np.float64,
+        # SHAP values are linear in the model: those of the mean of the boosters are the mean
+        # of theirs, base value included.
+        values = np.mean(
+            [
+                np.asarray(
+                    booster.get_feature_importance(data=pool, type="ShapValues", thread_count=1),
+                    dtype=np.float64,
+                )
+                for booster in self.boosters
+            ],
+            axis=0,
         )
         return values[:, :-1], float(values[0, -1])
