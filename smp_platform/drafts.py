@@ -202,6 +202,9 @@ class AuthorIndex:
 
     times: dict[str, np.ndarray] = field(default_factory=dict)  # datetime64[us], sorted
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the author's labelled posts (post_id, user_id, posted_at, popularity), for the
+    # post_author_popularity view
+    labelled: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @classmethod
     def from_warehouse(cls, path: Path) -> AuthorIndex:
@@ -220,6 +223,10 @@ class AuthorIndex:
                 "QUALIFY row_number() OVER "
                 "(PARTITION BY p.user_id ORDER BY p.posted_at DESC, p.post_id DESC) = 1"
             ).df()
+            labelled = con.execute(
+                "SELECT p.post_id, p.user_id, p.posted_at, l.popularity FROM posts p "
+                "JOIN labels l ON l.post_id = p.post_id ORDER BY p.user_id, p.posted_at"
+            ).df()
         index = cls()
         stamps = posts["posted_at"].to_numpy(dtype="datetime64[us]")
         users = posts["user_id"].astype(str).to_numpy()
@@ -228,11 +235,31 @@ class AuthorIndex:
             ends = np.r_[starts[1:], len(users)]
             for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
                 index.times[users[start]] = stamps[start:end]
+        if len(labelled):
+            labelled["posted_at"] = pd.to_datetime(labelled["posted_at"], utc=True)
+            for user, rows in labelled.groupby(labelled["user_id"].astype(str), sort=False):
+                index.labelled[str(user)] = rows.reset_index(drop=True)
         for row in latest.to_dict("records"):
             index.latest[str(row.pop("user_id"))] = {
                 k: None if _missing(v) else v for k, v in row.items()
             }
         return index
+
+    def label_history(self, post_id: str, user_id: str, at: datetime) -> pd.DataFrame:
+        """What ``compute_author_popularity`` reads for a draft: the author's labelled posts
+        (a stored post of the same id left out) and the draft itself, unlabelled."""
+        rows = self.labelled.get(user_id)
+        draft = pd.DataFrame(
+            {
+                "post_id": [post_id],
+                "user_id": [user_id],
+                "posted_at": pd.to_datetime([pd.Timestamp(at)], utc=True),
+                "popularity": [np.nan],
+            }
+        )
+        if rows is None:
+            return draft
+        return pd.concat([rows[rows["post_id"] != post_id], draft], ignore_index=True)
 
     def knows(self, user_id: str) -> bool:
         return user_id in self.times
@@ -320,6 +347,10 @@ def draft_posts(draft: Draft, authors: AuthorIndex) -> tuple[pd.DataFrame, pd.Da
             "author_days_since_previous_post": [days],
         }
     )
+    # The author's earlier labels travel with the history (compute_draft_features reads them).
+    history.attrs["label_history"] = authors.label_history(
+        str(draft.post["post_id"]), draft.user_id, draft.posted_at
+    )
     return posts, history, known
 
 
@@ -388,7 +419,11 @@ def compute_draft_features(
         tabular.compute_author_features(posts, history),
         tabular.compute_temporal_features(posts),
         tabular.compute_content_features(posts),
+        tabular.compute_terms(posts),
     ]
+    label_history = history.attrs.get("label_history")
+    if label_history is not None:
+        frames.append(tabular.compute_author_popularity(posts, label_history))
     timings.features_s += time.perf_counter() - started
     if "text" in encoders:
         from smp_platform.features.captions import resolve_captions
