@@ -209,6 +209,10 @@ def install_tools() -> None:
     plugins = STATE / "docker-config" / "cli-plugins"
     plugins.mkdir(parents=True, exist_ok=True)
     link = plugins / "docker-compose"
+    # A cache moved from another checkout leaves a dangling link: exists() is False for it,
+    # yet symlink_to would fail on the name. Point it at this checkout's binary.
+    if link.is_symlink() and link.resolve() != binary.resolve():
+        link.unlink()
     if not link.exists():
         link.symlink_to(binary)
     run(["docker", "compose", "version"])
