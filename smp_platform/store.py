@@ -139,6 +139,12 @@ class FeatureStoreGateway:
                 "connection_string": _redis_connection_string(
                     s.compose.redis_url.get_secret_value(), password_ref=for_file
                 ),
+                # Feast's Redis store skips a write whose event time is not newer than the stored
+                # one. A post's event time is its publication time, so a post recomputed by a
+                # later refresh (a new label of its author, a new encoder) was never updated in
+                # Redis. Materialization writes the latest row per post, one writer at a time
+                # (writer_lock), so the newest computation must always win.
+                "skip_dedup": True,
             }
         else:
             registry = {

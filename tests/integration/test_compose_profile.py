@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from smp_platform.config import Settings
+from smp_platform.ingest import ingest
 from tests.helpers import REDIS_URL, compose_profile, write_subset
 
 pytestmark = pytest.mark.integration
@@ -85,7 +86,11 @@ def test_compose_profile_renders_redis_and_sql_registry(compose_settings: Settin
     from smp_platform.store import FeatureStoreGateway
 
     config = FeatureStoreGateway(compose_settings).config_dict()
-    assert config["online_store"] == {"type": "redis", "connection_string": "127.0.0.1:6379,db=0"}
+    assert config["online_store"] == {
+        "type": "redis",
+        "connection_string": "127.0.0.1:6379,db=0",
+        "skip_dedup": True,
+    }
     assert config["registry"]["registry_type"] == "sql"
     assert config["registry"]["path"] == compose_settings.compose.postgres_dsn.get_secret_value()
     assert config["project"] == compose_settings.feast_project
@@ -93,3 +98,38 @@ def test_compose_profile_renders_redis_and_sql_registry(compose_settings: Settin
         compose_settings.mlflow_tracking_uri
         == compose_settings.compose.mlflow_tracking_uri.get_secret_value()
     )
+
+
+def test_a_recomputed_post_replaces_its_row_in_redis(
+    compose_settings: Settings, tmp_path: Path
+) -> None:
+    """A post recomputed by a later refresh keeps its event time (its publication time): Feast's
+    Redis store skips such writes unless asked not to, and the lookup would serve the old row."""
+    import json
+
+    from smp_platform.refresh import refresh
+    from smp_platform.store import FeatureStoreGateway
+
+    settings = compose_settings.model_copy(
+        update={"encoders": compose_settings.encoders.model_copy(update={"clip_weights": None})}
+    )
+    _redis()
+    data = write_subset("train", tmp_path / "train", n=120)
+    ingest(settings, "smp-video", data)
+    refresh(settings)
+    posts = pd.read_json(next(data.glob("*posts*")), lines=True).sort_values("post_time")
+    author = posts["uid"].value_counts().index[0]
+    first, later = posts.loc[posts["uid"] == author, "pid"].astype(str).tolist()[:2]
+
+    labels = next(data.glob("*popularity*"))
+    records = [json.loads(line) for line in labels.read_text().splitlines() if line.strip()]
+    for record in records:
+        if record["pid"] == first:
+            record["popularity"] = 42.0
+    labels.write_text("".join(json.dumps(r) + "\n" for r in records))
+    ingest(settings, "smp-video", data)
+    summary = refresh(settings)
+    assert summary.written["post_author_popularity"] >= 1
+
+    online = FeatureStoreGateway(settings).online_features([later], settings.feature_service)
+    assert online["author_popularity_max"].iloc[0] == 42.0
