@@ -183,6 +183,9 @@ def fit_predict(recipe: Recipe, prepared: Prepared, threads: int) -> np.ndarray:
     """Inner early stopping on the newest 20 % of the training posts, then refit."""
     from catboost import CatBoostRegressor, Pool
 
+    from smp_platform.config import TrainSettings
+    from smp_platform.modeling.train import catboost_params
+
     X_train, X_valid = prepared.X_train, prepared.X_valid
     extra_train = [v[0] for k, v in prepared.extras.items() if _wanted(recipe, k)]
     extra_valid = [v[1] for k, v in prepared.extras.items() if _wanted(recipe, k)]
@@ -196,17 +199,15 @@ def fit_predict(recipe: Recipe, prepared: Prepared, threads: int) -> np.ndarray:
     predictions = []
     # "MAE+RMSE": the mean of one model per loss (and per seed)
     for loss, seed in [(lo, s) for lo in recipe.loss.split("+") for s in recipe.seeds]:
-        params: dict[str, Any] = dict(
+        # the platform's own parameters (modeling.train), with this recipe's values
+        settings = TrainSettings(
             loss_function=loss,
             iterations=recipe.iterations,
             learning_rate=recipe.learning_rate,
             depth=recipe.depth,
             l2_leaf_reg=recipe.l2,
-            random_seed=seed,
-            thread_count=threads,
-            verbose=False,
-            allow_writing_files=False,
         )
+        params = catboost_params(settings, seed, threads)
         probe = CatBoostRegressor(
             **params, od_type="Iter", od_wait=max(20, recipe.iterations // 10), use_best_model=True
         )

@@ -33,6 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _timing import percentile_ms  # noqa: E402
+
 from smp_platform.ingest import slice_smp_video  # noqa: E402
 
 BUNDLED_TRAIN = REPO / "data" / "smp-video" / "train"
@@ -74,11 +76,6 @@ def client(url: str, post_ids: list[str], stop: mp.Event, out: mp.Queue) -> None
                 status, version = type(exc).__name__, None
             samples.append((time.time(), status, time.perf_counter() - started, version))
     out.put(samples)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3 if ordered else float("nan")
 
 
 def main() -> None:
@@ -164,12 +161,12 @@ def main() -> None:
     new_served = [t for t, st, _, v in samples if st == 200 and v not in versions_before]
     promoted = "promoted" in steps["promote"][1] and "not promoted" not in steps["promote"][1]
     lat = lambda rows: [s[2] for s in rows if s[1] == 200]  # noqa: E731
-    q99, d99 = percentile(lat(quiet), 0.99), percentile(lat(during), 0.99)
+    q99, d99 = percentile_ms(lat(quiet), 0.99), percentile_ms(lat(during), 0.99)
     print()
     print(f"requests: {len(samples):,} ({len(quiet):,} quiet, {len(during):,} during the night)")
     print(f"non-200 answers and connection errors: {errors or 'none'}")
-    print(f"quiet   p50 {percentile(lat(quiet), 0.5):7.2f} ms  p99 {q99:7.2f} ms")
-    print(f"nightly p50 {percentile(lat(during), 0.5):7.2f} ms  p99 {d99:7.2f} ms")
+    print(f"quiet   p50 {percentile_ms(lat(quiet), 0.5):7.2f} ms  p99 {q99:7.2f} ms")
+    print(f"nightly p50 {percentile_ms(lat(during), 0.5):7.2f} ms  p99 {d99:7.2f} ms")
     print(f"p99 during / quiet: {d99 / q99:.2f}x (target <= 5x)")
     if not promoted:
         print("the nightly candidate was not promoted: no new version to time")

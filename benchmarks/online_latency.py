@@ -25,27 +25,17 @@ import multiprocessing
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from smp_platform.config import use_offline_environment  # noqa: E402
+from _timing import stats, time_calls
+
+from smp_platform.config import use_offline_environment
 
 use_offline_environment()
-
-
-def _stats(samples: list[float], wall: float | None = None) -> dict[str, float]:
-    ordered = sorted(samples)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {
-        "p50_ms": pick(0.50) * 1e3,
-        "p99_ms": pick(0.99) * 1e3,
-        "mean_ms": statistics.fmean(ordered) * 1e3,
-        "rps": len(ordered) / (wall if wall else sum(ordered)),
-    }
 
 
 def build_platform(root: Path, n_posts: int):  # type: ignore[no-untyped-def]
@@ -66,15 +56,6 @@ def build_platform(root: Path, n_posts: int):  # type: ignore[no-untyped-def]
     outcome = train_candidate(settings)
     promote_candidate(settings, outcome.version)
     return settings
-
-
-def _time(fn, repeat: int) -> list[float]:  # type: ignore[no-untyped-def]
-    out = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
 
 
 # -- HTTP clients (separate processes) --------------------------------------------------------
@@ -106,7 +87,7 @@ def _concurrent(port: int, paths: list[str], clients: int) -> dict[str, float]:
     wall = time.perf_counter() - start
     for proc in procs:
         proc.join()
-    return _stats(samples, wall)
+    return stats(samples, wall)
 
 
 def _batch_requests(port: int, body: bytes, repeat: int) -> tuple[list[float], dict]:  # type: ignore[type-arg]
@@ -214,7 +195,7 @@ def main() -> None:
         start = time.perf_counter()
         feast_read([pid])
         bare_one.append(time.perf_counter() - start)
-    bare_batch = _time(lambda: feast_read(batch_ids), 5)
+    bare_batch = time_calls(lambda: feast_read(batch_ids), 5)
 
     # 2. the service's steps, in process
     reader = OnlineReader(store, service_name)
@@ -222,19 +203,21 @@ def main() -> None:
     one = np.array([0])
     blocks = [reader.read([pid]) for pid in sequence[:500]]
     steps = {
-        "online read, 1 post": _time(lambda: reader.read([sequence[7]]), 500),
+        "online read, 1 post": time_calls(lambda: reader.read([sequence[7]]), 500),
         "model matrix + CatBoost, 1 post": [
-            t for b in blocks[:300] for t in _time(lambda b=b: scorer.predict(b, one), 1)
+            t for b in blocks[:300] for t in time_calls(lambda b=b: scorer.predict(b, one), 1)
         ],
-        "pandas frame + pyfunc predict_frame, 1 post": _time(
+        "pandas frame + pyfunc predict_frame, 1 post": time_calls(
             lambda: champion.predictor.predict_frame(pd.DataFrame(feast_read([sequence[7]]))),
             100,
         ),
-        "online read, 1,000 posts": _time(lambda: reader.read(batch_ids), 20),
+        "online read, 1,000 posts": time_calls(lambda: reader.read(batch_ids), 20),
     }
     big = reader.read(batch_ids)
     found = np.flatnonzero(big.found)
-    steps["model matrix + CatBoost, 1,000 posts"] = _time(lambda: scorer.predict(big, found), 20)
+    steps["model matrix + CatBoost, 1,000 posts"] = time_calls(
+        lambda: scorer.predict(big, found), 20
+    )
 
     # same numbers as the reference path (pandas frame from Feast -> pyfunc)
     frame = pd.DataFrame(feast_read(batch_ids[:200]))
@@ -258,8 +241,8 @@ def main() -> None:
         proc.wait(timeout=30)
         stop_seconds = time.perf_counter() - stopped
 
-    b1, bb = _stats(bare_one), _stats(bare_batch)
-    hb = _stats(batch_samples)
+    b1, bb = stats(bare_one), stats(bare_batch)
+    hb = stats(batch_samples)
     print(
         f"\nonline lookup on {len(post_ids):,} posts, model version {champion.version}, "
         f"feature service {service_name} ({len(reader.columns)} features), "
@@ -275,7 +258,7 @@ def main() -> None:
     row("bare Feast get_online_features, 1,000 posts", bb)
     print("service steps (in process):")
     for label, samples in steps.items():
-        row(f"  {label}", _stats(samples))
+        row(f"  {label}", stats(samples))
     print("HTTP from separate client processes:")
     row("  GET /v1/posts/{id}/popularity, concurrency 1", c1)
     row("  GET /v1/posts/{id}/popularity, concurrency 4", c4)

@@ -32,16 +32,9 @@ from smp_platform.config import use_offline_environment
 use_offline_environment()
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _timing import line, percentile_ms  # noqa: E402
+
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "smp-video" / "train"
-
-
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3
-
-
-def _line(name: str, samples: list[float]) -> str:
-    return f"{name:<44} p50 {_pct(samples, 0.5):8.2f} ms   p99 {_pct(samples, 0.99):8.2f} ms"
 
 
 def bundled_drafts(n: int) -> list[dict]:  # type: ignore[type-arg]
@@ -160,18 +153,18 @@ def main() -> None:
         f"\n{len(parsed)} drafts, {len(lookup)} lookups, champion v{champion.version} "
         f"({champion.feature_service}), encoders {sorted(encoders)}"
     )
-    print(_line("plain lookup by post_id (read + model)", lookup))
-    print(_line("draft, in process (target p50 <= 80 ms)", total))
+    print(line("plain lookup by post_id (read + model)", lookup))
+    print(line("draft, in process (target p50 <= 80 ms)", total))
     # CPU seconds of all threads: what the draft costs the machine, whatever else runs on it
-    print(_line("  its CPU time (all threads)", cpu))
+    print(line("  its CPU time (all threads)", cpu))
     for name, samples in parts.items():
-        print(_line(name, samples))
-    print(_line("draft + explain + best_time (48 h), in process", explained))
-    print(_line("draft over HTTP", http))
-    print(_line("draft + explain + best_time over HTTP", http_full))
+        print(line(name, samples))
+    print(line("draft + explain + best_time (48 h), in process", explained))
+    print(line("draft over HTTP", http))
+    print(line("draft + explain + best_time over HTTP", http_full))
     load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
     print(f"load average (1 min) at the end: {load} on {os.cpu_count()} cores")
-    ratio = _pct(total, 0.5) / _pct(lookup, 0.5)
+    ratio = percentile_ms(total, 0.5) / percentile_ms(lookup, 0.5)
     print(
         f"\ndraft / lookup p50: {ratio:.0f}x; encoders are "
         f"{100 * sum(t.encoders_s for t in split) / sum(total):.0f}% of a draft's time"
