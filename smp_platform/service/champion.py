@@ -13,9 +13,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smp_platform.config import Settings
+
+if TYPE_CHECKING:
+    from smp_platform.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +50,18 @@ class RegistryAnswer:
     loaded: LoadedChampion | None = None
 
 
-def read_champion(settings: Settings, loaded_version: str | None) -> RegistryAnswer:
+def read_champion(
+    settings: Settings, loaded_version: str | None, registry: ModelRegistry | None = None
+) -> RegistryAnswer:
     """Ask the registry for ``@champion``; load its model only when it is not the loaded one.
 
+    ``registry``: the caller's client, reused between checks (one is built if not given).
     Raises whatever the registry or the model load raises (the watcher decides what to do).
     """
-    from smp_platform.registry import ModelRegistry
+    if registry is None:
+        from smp_platform.registry import ModelRegistry
 
-    registry = ModelRegistry(settings)
+        registry = ModelRegistry(settings)
     found = registry.champion()
     if found is None:
         return RegistryAnswer(None)
@@ -99,15 +106,23 @@ class ChampionWatcher:
         self.state = WatcherState()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # One registry client for every check; dropped after a failed check, so a client whose
+        # connection went bad is never retried forever.
+        self._registry: ModelRegistry | None = None
 
     def check_once(self) -> bool:
         """One registry check (and model load if the alias moved); False on any error."""
         current = self.champion.version if self.champion else None
         try:
-            answer = read_champion(self.settings, current)
+            if self._registry is None:
+                from smp_platform.registry import ModelRegistry
+
+                self._registry = ModelRegistry(self.settings)
+            answer = read_champion(self.settings, current, self._registry)
             if answer.loaded is not None and self.prepare is not None:
                 self.prepare(answer.loaded)
         except Exception as error:  # noqa: BLE001 - any registry/model failure keeps the old model
+            self._registry = None
             self.state.failures_in_a_row += 1
             self.state.last_error = f"{type(error).__name__}: {error}"
             if self.state.failures_in_a_row == 1 or self.state.failures_in_a_row % 10 == 0:
