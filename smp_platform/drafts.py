@@ -158,16 +158,7 @@ def _parse_smpd(body: Mapping[str, Any]) -> Draft:
     assert text_block is not None
     text_block.setdefault("Pid", DRAFT_POST_ID)
     text = _validated(smpd.TextRecord, text_block, "text")
-    # the same columns smpd._Part._post gives a post
-    post: dict[str, Any] = {
-        "post_id": text.Pid,
-        "user_id": text.Uid,
-        "title": text.Title,
-        "tags": text.Alltags,
-        "media_type": text.Mediatype,
-        "source_format": smpd.FORMAT,
-        "source_file": "draft",
-    }
+    post = text.columns("draft")  # the same columns the ingest gives a post
     temporal = _block(body, "temporalspatial_information", required=True)
     assert temporal is not None
     post.update(_validated(smpd.TemporalRecord, temporal, "temporalspatial_information").columns())

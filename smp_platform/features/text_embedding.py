@@ -93,9 +93,9 @@ class TextEncoder:
         # weights at batch 256 against 2,281 under bf16 autocast and 2,088 in fp32 at batch 32
         # (min cosine to fp32 0.998 with random weights; benchmarks/README.md). CPU: float32.
         dtype = autocast_dtype(device, settings.precision)
-        kwargs = {"model_kwargs": {"dtype": dtype}} if dtype is not None else {}
+        model_kwargs: dict[str, Any] | None = {"dtype": dtype} if dtype is not None else None
         try:
-            model = SentenceTransformer(source, device=str(device), **kwargs)
+            model = SentenceTransformer(source, device=str(device), model_kwargs=model_kwargs)
         except (OSError, ValueError) as exc:
             raise EncoderUnavailable(
                 f"cannot load sentence encoder {source!r} ({type(exc).__name__}: {exc}); "

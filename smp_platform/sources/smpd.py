@@ -86,6 +86,18 @@ class TextRecord(SourceRecord):
     Alltags: Tags = absent()
     Mediatype: Text = absent()
 
+    def columns(self, source: str) -> dict[str, Any]:
+        """The post's columns this record gives (the ingest and a draft both use it)."""
+        return {
+            "post_id": self.Pid,
+            "user_id": self.Uid,
+            "title": self.Title,
+            "tags": self.Alltags,
+            "media_type": self.Mediatype,
+            "source_format": FORMAT,
+            "source_file": source,
+        }
+
 
 class TemporalRecord(SourceRecord):
     """A record of ``<p>_temporalspatial_information.json``."""
@@ -409,15 +421,7 @@ class _Part:
 
     def _post(self, index: int, record: _Record) -> tuple[dict[str, Any], dict[str, Any]]:
         text = _checked(self.text.path, record, TextRecord, self.text.clean)
-        post: dict[str, Any] = {
-            "post_id": text.Pid,
-            "user_id": text.Uid,
-            "title": text.Title,
-            "tags": text.Alltags,
-            "media_type": text.Mediatype,
-            "source_format": FORMAT,
-            "source_file": str(self.text.path),
-        }
+        post = text.columns(str(self.text.path))
         time_record = self.temporal.get(text.Pid)
         if time_record is None:
             raise _Rejected(
