@@ -143,10 +143,8 @@ def pushed_groups(settings: Settings) -> list[str]:
 def store_post(settings: Settings, draft: Draft, source: str) -> tuple[str, Any, Any, Any]:
     """Upsert the post; returns ("inserted" | "unchanged") and the refresh's three reads of it
     (posts, author history, author label history). Raises :class:`PostConflict`."""
-    from smp_platform.warehouse import Warehouse
-
     post_id = str(draft.post["post_id"])
-    with Warehouse(settings.warehouse_path) as warehouse:
+    with _open_warehouse(settings) as warehouse:
         batch = pushed_batch(draft, _author_row(draft, warehouse), source)
         stored = warehouse.stored_post_hashes(post_id)
         if stored is None:
@@ -168,6 +166,28 @@ def store_post(settings: Settings, draft: Draft, source: str) -> tuple[str, Any,
         history = warehouse.author_history([post_id])
         labels = warehouse.author_label_history([post_id])
     return outcome, posts, history, labels
+
+
+def _open_warehouse(settings: Settings) -> Any:
+    """The warehouse for writing. Readers never take the writer lock, and DuckDB refuses a
+    writer while another process reads the file (a service worker reloading its author index,
+    for well under a second): retried for ``service.push_lock_wait_s``, then
+    :class:`~smp_platform.errors.DataDirBusy`."""
+    import time
+
+    import duckdb
+
+    from smp_platform.errors import DataDirBusy
+    from smp_platform.warehouse import Warehouse
+
+    deadline = time.monotonic() + settings.service.push_lock_wait_s
+    while True:
+        try:
+            return Warehouse(settings.warehouse_path)
+        except duckdb.IOException as error:
+            if time.monotonic() >= deadline:
+                raise DataDirBusy(f"the warehouse is open in another process: {error}") from None
+            time.sleep(0.1)
 
 
 def compute_pushed_features(

@@ -203,6 +203,21 @@ PUSH_OFF = (
 )
 
 
+DRAFT_REF = {
+    "oneOf": [
+        {"$ref": "#/components/schemas/SmpVideoDraft"},
+        {"$ref": "#/components/schemas/SmpdDraft"},
+    ],
+    "discriminator": {
+        "propertyName": "format",
+        "mapping": {
+            "smp-video": "#/components/schemas/SmpVideoDraft",
+            "smpd": "#/components/schemas/SmpdDraft",
+        },
+    },
+}
+
+
 def bearer_matches(authorization: str | None, token: str) -> bool:
     """Whether an ``Authorization`` header carries ``token`` as its bearer token (compared in
     constant time, as bytes: ``compare_digest`` refuses non-ASCII text)."""
@@ -481,7 +496,11 @@ def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
         "/v1/posts",
         response_model=PushedPost,
         status_code=201,
+        summary="Push a fresh post online",
         responses=push_errors,
+        # The body is read by hand (the token is checked before it is parsed); its schema is
+        # the draft's, with the post's id.
+        openapi_extra={"requestBody": {"required": True, "content": {JSON: {"schema": DRAFT_REF}}}},
     )
     async def push(request: Request) -> Response:
         """Store a fresh post (a draft's body that names the post's id) and push its

@@ -350,3 +350,62 @@ def test_cli_ingest_push_stores_and_pushes_a_file_of_posts(
     )
     assert refused.exit_code != 0
     assert "missing id: post.pid" in str(refused.exception or refused.output)
+
+
+LEAN_PUSH = """
+import importlib.abc, json, sys
+
+
+class NoTorch(importlib.abc.MetaPathFinder):  # the API image: torch is not installed
+    def find_spec(self, name, path, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoTorch())
+from fastapi.testclient import TestClient
+from smp_platform.config import Settings
+from smp_platform.service.app import create_app
+settings = Settings(data_dir=sys.argv[1], model_cache_dir=sys.argv[2],
+                    service={"push_token": sys.argv[3]})
+with TestClient(create_app(settings)) as client:
+    pushed = client.post("/v1/posts", json=json.loads(sys.argv[4]),
+                         headers={"Authorization": "Bearer " + sys.argv[3]})
+    lookup = client.get("/v1/posts/PUSHED_LEAN/popularity")
+print(json.dumps([pushed.status_code, pushed.json(), lookup.status_code]))
+"""
+
+
+def test_without_the_features_extra_a_push_is_stored_but_not_put_online(
+    sqlite_platform: Pushed,
+) -> None:
+    """Half a post online would be predicted from nulls: all the configured views or none."""
+    from smp_platform.warehouse import Warehouse
+
+    settings = sqlite_platform.settings
+    body = _body(sqlite_platform, "PUSHED_LEAN", "2024-10-01 10:00")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LEAN_PUSH,
+            str(settings.data_dir),
+            str(settings.models_dir),
+            TOKEN,
+            json.dumps(body),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    status, answer, lookup = json.loads(out.stdout.strip().splitlines()[-1])
+    assert status == 202, answer
+    assert answer["stored"] == "inserted" and answer["online"] is False
+    assert "nightly refresh" in answer["not_pushed"] and answer["pushed_views"] == []
+    assert lookup == 404
+    assert all(t is None for t in _online_times(settings, "PUSHED_LEAN").values())
+    with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
+        assert warehouse.stored_post_hashes("PUSHED_LEAN") is not None
