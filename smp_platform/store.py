@@ -415,7 +415,9 @@ class FeatureStoreGateway:
 def _has_row(values: dict[str, Any] | None) -> bool:
     """Whether an ``online_read`` answer is a stored row: SQLite answers None for a missing key,
     Redis a dict of empty values (a written row always has its non-null bookkeeping fields)."""
-    return bool(values) and any(v.WhichOneof("val") is not None for v in values.values())
+    if not values:
+        return False
+    return any(v.WhichOneof("val") is not None for v in values.values())
 
 
 def _redis_connection_string(url: str, *, password_ref: bool = False) -> str:
