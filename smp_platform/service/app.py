@@ -479,14 +479,26 @@ def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
 
     def push_one(parsed: Any) -> Any:
         """Store and push under the writer lock, waiting ``push_lock_wait_s`` at most."""
-        from smp_platform.locking import writer_lock
+        from contextlib import ExitStack
+
+        from smp_platform.locking import current_holder, writer_lock
         from smp_platform.push import push_post
 
         wait = settings.service.push_lock_wait_s
         if not push_guard.acquire(timeout=wait):
             raise DataDirBusy("another push of this service is still writing")
         try:
-            with writer_lock(settings.root, "serve: POST /v1/posts", wait, say=log.info):
+            with ExitStack() as held:
+                try:
+                    held.enter_context(
+                        writer_lock(settings.root, "serve: POST /v1/posts", wait, say=log.info)
+                    )
+                except DataDirBusy:
+                    holder = current_holder(settings.root) or "another writing command"
+                    raise DataDirBusy(
+                        f"the data dir is in use by {holder} (waited {wait:g} s, "
+                        "service.push_lock_wait_s)"
+                    ) from None
                 return push_post(settings, parsed, source="POST /v1/posts", gateway=gateway)
         finally:
             push_guard.release()
