@@ -2,10 +2,16 @@
 
 Each refresh batch writes one file per view, named by its content, so a re-run overwrites
 instead of duplicating. Feast's DuckDB offline store scans the glob in place.
+
+The views a post's own fields compute at request time (see ``PUSHED_GROUPS`` in
+``feature_views.py``) read that parquet through a ``PushSource`` named ``<view>_push``: the
+parquet stays their batch source (training, materialize), and ``POST /v1/posts`` / ``smp ingest
+--push`` write a fresh post's row online through the push source before the nightly refresh.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +19,13 @@ from typing import Any
 EVENT_TIMESTAMP = "event_timestamp"
 # When the row was computed: Feast keeps the latest for a given event time.
 CREATED_AT = "created_at"
+
+# The event time of a pushed (provisional) online row: older than any post's own time (the
+# sources reject posts before 1990), so the nightly row, which carries the post's time, always
+# supersedes it. Feast's Redis online store skips a write whose event time is not newer than the
+# stored one, and SQLite overwrites whatever is there: with the pushed row older, "the nightly
+# row wins" holds in both. Kept off 0 (the epoch): Redis reads a stored time of 0 as "none".
+PUSHED_EVENT_TIME = datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)
 
 
 def offline_view_dir(offline_dir: Path, view_name: str) -> Path:
@@ -31,4 +44,20 @@ def file_source(offline_dir: Path, view_name: str) -> Any:
         timestamp_field=EVENT_TIMESTAMP,
         created_timestamp_column=CREATED_AT,
         description=f"Parquet parts of the {view_name} feature view",
+    )
+
+
+def push_source_name(view_name: str) -> str:
+    return f"{view_name}_push"
+
+
+def push_source(offline_dir: Path, view_name: str) -> Any:
+    """A PushSource over the view's parquet (its batch source): fresh posts go online through
+    it; training and materialize read the parquet as before."""
+    from feast import PushSource
+
+    return PushSource(
+        name=push_source_name(view_name),
+        batch_source=file_source(offline_dir, view_name),
+        description=f"Fresh posts' {view_name} rows, pushed online before the nightly refresh",
     )

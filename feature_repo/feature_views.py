@@ -251,6 +251,11 @@ VIEWS: tuple[ViewSpec, ...] = (
     ),
 )
 
+# Groups a post's own fields compute at request time (drafts, pushed posts): their views read
+# through a PushSource. The image group needs the media file, which a pushed post has none of.
+PUSHED_GROUPS = ("tabular", "text", "perplexity")
+PUSHED_VIEWS: tuple[str, ...] = tuple(v.name for v in VIEWS if v.group in PUSHED_GROUPS)
+
 VIEW_SPECS: dict[str, ViewSpec] = {view.name: view for view in VIEWS}
 # Every stored field of each view (features + bookkeeping), in declaration order.
 VIEW_FIELDS: dict[str, tuple[FeatureField, ...]] = {v.name: v.fields for v in VIEWS}
@@ -309,7 +314,7 @@ def build_feature_views(offline_dir: Path, entity: Any) -> dict[str, Any]:
     """The Feast ``FeatureView`` of every view spec, sources under ``offline_dir``."""
     from feast import FeatureView, Field
 
-    from feature_repo.data_sources import file_source
+    from feature_repo.data_sources import file_source, push_source
 
     return {
         view.name: FeatureView(
@@ -322,7 +327,9 @@ def build_feature_views(offline_dir: Path, entity: Any) -> dict[str, Any]:
                 )
                 for f in view.fields
             ],
-            source=file_source(offline_dir, view.name),
+            source=push_source(offline_dir, view.name)
+            if view.name in PUSHED_VIEWS
+            else file_source(offline_dir, view.name),
             online=True,
             description=view.description,
             tags={"group": view.group, **view.tags},

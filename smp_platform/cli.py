@@ -95,16 +95,43 @@ def main_options(
 
 @app.command()
 def ingest(
-    path: Annotated[Path, typer.Argument(help="Dataset directory (SMP-Video jsonl or SMPD json).")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Dataset directory (SMP-Video jsonl or SMPD json); with --push, a JSON file "
+            "of one post or a list of them."
+        ),
+    ],
     fmt: Annotated[
         SourceFormat, typer.Option("--format", help="Input format.")
     ] = SourceFormat.SMP_VIDEO,
     no_labels: Annotated[bool, typer.Option("--no-labels", help="Ignore label files.")] = False,
+    push: Annotated[
+        bool,
+        typer.Option(
+            "--push",
+            help='Fresh posts, each as POST /v1/posts takes it ({"format": "smp-video", '
+            '"post": {"pid": ..., ...}, "video": {...}}): stored and their request-time '
+            "features pushed online, so the lookup answers before the nightly refresh.",
+        ),
+    ] = False,
 ) -> None:
     """Load posts, authors and labels into the warehouse (an idempotent upsert by post_id)."""
+    settings = _settings()
+    if push:
+        import json
+
+        from smp_platform.push import push_file
+
+        with _writing(settings, "ingest --push"):
+            results = push_file(settings, path)
+        for result in results:
+            typer.echo(json.dumps(result.body()))
+        online = sum(r.online for r in results)
+        typer.echo(f"ingest --push {path}: {len(results)} post(s) stored, {online} online")
+        return
     from smp_platform.ingest import ingest as ingest_dataset
 
-    settings = _settings()
     with _writing(settings, "ingest"):
         summary = ingest_dataset(settings, fmt, path, with_labels=not no_labels)
     typer.echo(f"ingest {path}: {summary}")

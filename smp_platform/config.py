@@ -133,6 +133,18 @@ class ComposeSettings(BaseModel):
     prefect_api_url: str | None = None
 
 
+class ServiceSettings(BaseModel):
+    """The prediction service's own settings (``SMP_SERVICE__*``)."""
+
+    # Bearer token of ``POST /v1/posts`` (push a fresh post online). None: the endpoint is off
+    # (404 saying how to turn it on). A SecretStr: never printed, compared in constant time.
+    push_token: SecretStr | None = None
+    # How long a push waits for the data dir's writer lock (a nightly refresh holds it for
+    # minutes) before answering 503 with Retry-After; lookups never wait for it.
+    push_lock_wait_s: float = 2.0
+    push_retry_after_s: int = 30
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SMP_",
@@ -160,6 +172,7 @@ class Settings(BaseSettings):
     encoders: EncoderSettings = Field(default_factory=EncoderSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     compose: ComposeSettings = Field(default_factory=ComposeSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     @classmethod
     def settings_customise_sources(

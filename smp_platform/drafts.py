@@ -281,15 +281,28 @@ class AuthorDirectory:
 
     Checked at most every ``check_seconds``; a warehouse that cannot be opened (a writing
     command holds it, or none exists yet) keeps the last index and says so in the log.
+    ``guard``: a lock this process's own warehouse writes (a pushed post) hold; DuckDB refuses
+    a read-only connection beside a writing one in one process, so while it is held the last
+    index is kept rather than waited for.
     """
 
-    def __init__(self, warehouse_path: Path, check_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        warehouse_path: Path,
+        check_seconds: float = 5.0,
+        guard: threading.Lock | None = None,
+    ) -> None:
         self.path = Path(warehouse_path)
         self.check_seconds = check_seconds
+        self.guard = guard
         self._index = AuthorIndex()
         self._stamp: tuple[float, ...] | None = None
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        """Check the warehouse at the next :meth:`current` (this process just wrote it)."""
+        self._checked_at = float("-inf")
 
     def _file_stamp(self) -> tuple[float, ...]:
         stamp: list[float] = []
@@ -308,14 +321,21 @@ class AuthorDirectory:
         with self._lock:
             if now - self._checked_at < self.check_seconds:
                 return self._index
-            self._checked_at = now
             stamp = self._file_stamp()
-            if stamp != self._stamp:
-                try:
-                    self._index = AuthorIndex.from_warehouse(self.path)
-                    self._stamp = stamp
-                except Exception as error:  # noqa: BLE001 - keep the last index, say why
-                    log.warning("author index not reloaded (kept the last one): %s", error)
+            if stamp == self._stamp:
+                self._checked_at = now
+                return self._index
+            if self.guard is not None and not self.guard.acquire(blocking=False):
+                return self._index  # a push is writing: the next call looks again
+            try:
+                self._checked_at = now
+                self._index = AuthorIndex.from_warehouse(self.path)
+                self._stamp = stamp
+            except Exception as error:  # noqa: BLE001 - keep the last index, say why
+                log.warning("author index not reloaded (kept the last one): %s", error)
+            finally:
+                if self.guard is not None:
+                    self.guard.release()
         return self._index
 
 

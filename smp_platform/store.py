@@ -223,7 +223,8 @@ class FeatureStoreGateway:
             digest.update(source.read_bytes())
         inputs = {
             "config": self.config_dict(),
-            "settings": self.settings.model_dump(mode="json", exclude={"compose"}),
+            # the service's settings (its push token) are no part of the Feast objects
+            "settings": self.settings.model_dump(mode="json", exclude={"compose", "service"}),
             "root": str(self.settings.root),
             "feast": version("feast"),
         }
@@ -374,12 +375,55 @@ class FeatureStoreGateway:
             )
         return len(bounds)
 
+    def push_online(self, frames: dict[str, pd.DataFrame], created_at: datetime) -> list[str]:
+        """Write fresh posts' rows online through each view's PushSource, stamped with
+        :data:`~feature_repo.data_sources.PUSHED_EVENT_TIME` so the nightly row supersedes them.
+
+        A post that already has a row of a view online (a nightly one, or an earlier push) keeps
+        it: Redis would skip the older write anyway, SQLite would overwrite, so the check is
+        made here for both. Returns the views written. The caller holds the writer lock: no
+        materialize runs between the check and the write.
+        """
+        from feast.data_source import PushMode
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        from feature_repo.data_sources import PUSHED_EVENT_TIME, push_source_name
+
+        provider = self.store._get_provider()
+        written = []
+        for view_name, frame in frames.items():
+            view = self.store.get_feature_view(view_name)
+            keys = [
+                EntityKey(join_keys=[POST_ID], entity_values=[Value(string_val=str(p))])
+                for p in frame[POST_ID]
+            ]
+            stored = provider.online_store.online_read(self.store.config, view, keys, None)
+            fresh = [not _has_row(values) for _, values in stored]
+            rows = frame.loc[fresh]
+            if rows.empty:
+                continue
+            table = to_view_table(
+                view_name, rows.assign(**{EVENT_TIMESTAMP: PUSHED_EVENT_TIME}), created_at
+            )
+            self.store.push(push_source_name(view_name), table.to_pandas(), to=PushMode.ONLINE)
+            written.append(view_name)
+        return written
+
     def online_features(self, post_ids: Iterable[str], service_name: str) -> pd.DataFrame:
         rows = [{POST_ID: str(p)} for p in post_ids]
         response = self.store.get_online_features(
             features=self.feature_service(service_name), entity_rows=rows
         )
         return pd.DataFrame(response.to_dict())
+
+
+def _has_row(values: dict[str, Any] | None) -> bool:
+    """Whether an ``online_read`` answer is a stored row: SQLite answers None for a missing key,
+    Redis a dict of empty values (a written row always has its non-null bookkeeping fields)."""
+    if not values:
+        return False
+    return any(v.WhichOneof("val") is not None for v in values.values())
 
 
 def _redis_connection_string(url: str, *, password_ref: bool = False) -> str:

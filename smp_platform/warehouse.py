@@ -418,6 +418,29 @@ class Warehouse:
             "ORDER BY p.posted_at, p.post_id"
         ).df()
 
+    def latest_author(self, user_id: str) -> dict[str, Any] | None:
+        """The author row (``AUTHOR_COLUMNS``) of the user's latest post, or None: the profile a
+        draft or a pushed post without its own author block is scored with."""
+        columns = ", ".join(f"a.{c}" for c in AUTHOR_COLUMNS)
+        rows = self._con.execute(
+            f"SELECT {columns} FROM posts p JOIN post_authors a ON a.post_id = p.post_id "
+            "WHERE p.user_id = ? ORDER BY p.posted_at DESC, p.post_id DESC LIMIT 1",
+            [user_id],
+        ).df()
+        if rows.empty:
+            return None
+        row = _typed(rows, AUTHOR_COLUMNS).astype(object).iloc[0].to_dict()
+        return {k: None if pd.isna(v) else v for k, v in row.items()}
+
+    def stored_post_hashes(self, post_id: str) -> tuple[str, str | None] | None:
+        """(post content hash, author content hash) of a stored post, or None if not stored."""
+        rows = self._con.execute(
+            "SELECT p.content_hash, a.content_hash FROM posts p "
+            "LEFT JOIN post_authors a ON a.post_id = p.post_id WHERE p.post_id = ?",
+            [post_id],
+        ).fetchall()
+        return (rows[0][0], rows[0][1]) if rows else None
+
     def labels_frame(self) -> pd.DataFrame:
         """post_id, popularity and the post's posted_at, by time."""
         return self._con.execute(

@@ -7,6 +7,9 @@ trained on (the feature service named by the model version's tag).
   fields): its popularity from the same feature definitions, with ``?explain=true`` the SHAP
   contributions by feature view and with ``?best_time=true`` the best hours of the next 48
   (:mod:`smp_platform.drafts`).
+- ``POST /v1/posts`` (bearer token ``service.push_token``; off without one) a fresh post: stored
+  in the warehouse and its request-time features pushed online, so the lookup answers for it
+  at once; the nightly refresh supersedes the pushed row (:mod:`smp_platform.push`).
 - ``GET /healthz`` liveness, ``GET /readyz`` readiness (champion loaded, online store answering,
   age of the last registry check), ``GET /metrics`` Prometheus.
 
@@ -31,7 +34,7 @@ from fastapi import FastAPI, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -136,6 +139,15 @@ class DraftPrediction(BaseModel):
     curve: list[HourPrediction] | None = None
 
 
+class PushedPost(BaseModel):
+    post_id: str
+    stored: Literal["inserted", "unchanged"]
+    online: bool
+    pushed_views: list[str]
+    already_online: list[str]
+    not_pushed: str | None = None
+
+
 class Health(BaseModel):
     status: str
     model_name: str
@@ -170,6 +182,10 @@ def _error(status: int, detail: str, *, retry: bool = False) -> Response:
     return _json(status, {"detail": detail}, headers)
 
 
+def _error_after(status: int, detail: str, seconds: int) -> Response:
+    return _json(status, {"detail": detail}, {"Retry-After": str(seconds)})
+
+
 def invalid_post_id(post_id: str) -> str | None:
     """Why ``post_id`` cannot be a post ID, or None when it can."""
     if not post_id:
@@ -179,6 +195,38 @@ def invalid_post_id(post_id: str) -> str | None:
     if not post_id.isprintable():
         return "post_id holds a non-printable character"
     return None
+
+
+PUSH_OFF = (
+    "POST /v1/posts is off: no push token is configured. Set SMP_SERVICE__PUSH_TOKEN (or "
+    "[service] push_token in smp.toml) to a secret and send it as 'Authorization: Bearer <token>'"
+)
+
+
+DRAFT_REF = {
+    "oneOf": [
+        {"$ref": "#/components/schemas/SmpVideoDraft"},
+        {"$ref": "#/components/schemas/SmpdDraft"},
+    ],
+    "discriminator": {
+        "propertyName": "format",
+        "mapping": {
+            "smp-video": "#/components/schemas/SmpVideoDraft",
+            "smpd": "#/components/schemas/SmpdDraft",
+        },
+    },
+}
+
+
+def bearer_matches(authorization: str | None, token: str) -> bool:
+    """Whether an ``Authorization`` header carries ``token`` as its bearer token (compared in
+    constant time, as bytes: ``compare_digest`` refuses non-ASCII text)."""
+    import hmac
+
+    scheme, _, given = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return False
+    return hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
 
 
 def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
@@ -191,10 +239,18 @@ def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
         parse_draft,
         score_draft,
     )
+    from smp_platform.errors import DataDirBusy
+    from smp_platform.push import PostConflict, parse_pushed_post
     from smp_platform.store import FeatureStoreGateway
 
     gateway = FeatureStoreGateway(settings)
-    authors = AuthorDirectory(settings.warehouse_path)
+    draft_body: TypeAdapter[Any] = TypeAdapter(DraftBody)
+    retry_after = settings.service.push_retry_after_s
+    # Held by a push while it writes the warehouse: one push at a time in this process (the
+    # writer lock is re-entrant per process, not per thread), and no read-only open of the
+    # warehouse by the author index beside it (DuckDB refuses both in one process).
+    push_guard = threading.Lock()
+    authors = AuthorDirectory(settings.warehouse_path, guard=push_guard)
     # The encoders use every core already: drafts are scored one at a time per process.
     draft_lock = threading.Lock()
     metrics = ServiceMetrics()
@@ -410,6 +466,90 @@ def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
             return _error(503, str(error))
         body = {**result.body(), "model_name": model_name, "model_version": current.version}
         return _json(200, body)
+
+    push_errors: dict[int | str, dict[str, Any]] = {
+        200: {"model": PushedPost, "description": "already stored with this content (a retry)"},
+        202: {"model": PushedPost, "description": "stored; online after the nightly refresh"},
+        401: {"model": ErrorBody, "description": "missing or wrong bearer token"},
+        404: {"model": ErrorBody, "description": "pushing is off (no token configured)"},
+        409: {"model": ErrorBody, "description": "the post id is stored with other content"},
+        422: {"model": ErrorBody, "description": "not a valid post of its format"},
+        503: {"model": ErrorBody, "description": "a writing command holds the data dir"},
+    }
+
+    def push_one(parsed: Any) -> Any:
+        """Store and push under the writer lock, waiting ``push_lock_wait_s`` at most."""
+        from contextlib import ExitStack
+
+        from smp_platform.locking import current_holder, writer_lock
+        from smp_platform.push import push_post
+
+        wait = settings.service.push_lock_wait_s
+        if not push_guard.acquire(timeout=wait):
+            raise DataDirBusy("another push of this service is still writing")
+        try:
+            with ExitStack() as held:
+                try:
+                    held.enter_context(
+                        writer_lock(settings.root, "serve: POST /v1/posts", wait, say=log.info)
+                    )
+                except DataDirBusy:
+                    holder = current_holder(settings.root) or "another writing command"
+                    raise DataDirBusy(
+                        f"the data dir is in use by {holder} (waited {wait:g} s, "
+                        "service.push_lock_wait_s)"
+                    ) from None
+                return push_post(settings, parsed, source="POST /v1/posts", gateway=gateway)
+        finally:
+            push_guard.release()
+            authors.invalidate()
+
+    @app.post(
+        "/v1/posts",
+        response_model=PushedPost,
+        status_code=201,
+        summary="Push a fresh post online",
+        responses=push_errors,
+        # The body is read by hand (the token is checked before it is parsed); its schema is
+        # the draft's, with the post's id.
+        openapi_extra={"requestBody": {"required": True, "content": {JSON: {"schema": DRAFT_REF}}}},
+    )
+    async def push(request: Request) -> Response:
+        """Store a fresh post (a draft's body that names the post's id) and push its
+        request-time features online: the lookup answers for it at once, and the nightly
+        refresh's row supersedes the pushed one. Needs ``Authorization: Bearer <token>``."""
+        configured = settings.service.push_token
+        if configured is None or not configured.get_secret_value():
+            return _error(404, PUSH_OFF)
+        if not bearer_matches(request.headers.get("authorization"), configured.get_secret_value()):
+            challenge = 'Bearer realm="smp"'
+            if request.headers.get("authorization"):
+                challenge += ', error="invalid_token"'
+            return _json(
+                401,
+                {"detail": "a valid bearer token is required: 'Authorization: Bearer <token>'"},
+                {"WWW-Authenticate": challenge},
+            )
+        try:
+            body = json.loads(await request.body())
+            parsed = parse_pushed_post(draft_body.validate_python(body).model_dump())
+        except json.JSONDecodeError as error:
+            return _error(422, f"invalid request: the body is not JSON: {error}")
+        except ValidationError as error:
+            first = error.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            return _error(422, f"invalid request: {where}: {first.get('msg', 'invalid')}")
+        except DraftError as error:
+            return _error(422, f"invalid post: {error}")
+        try:
+            result = await run_in_threadpool(push_one, parsed)
+        except DataDirBusy as error:
+            return _error_after(503, f"cannot store the post now: {error}", retry_after)
+        except PostConflict as error:
+            return _error(409, str(error))
+        status = 202 if not result.online else 201 if result.stored == "inserted" else 200
+        headers = {"Location": f"/v1/posts/{result.post_id}/popularity"}
+        return _json(status, result.body(), headers)
 
     app.state.watcher = watcher
     app.state.metrics = metrics
