@@ -339,8 +339,7 @@ def demo(
 
 
 def main() -> None:
-    from smp_platform.errors import UserError
-    from smp_platform.sources import SourceError
+    from smp_platform.errors import SourceError, UserError
 
     try:
         app()

@@ -14,3 +14,10 @@ class RefreshFailed(UserError):
     online, the failed posts are retried by the next run, and the run ends Failed."""
 
     exit_code = 1
+
+
+class SourceError(Exception):
+    """The input cannot be read at all (no such directory, no posts file, unreadable file).
+
+    Defined here, not in :mod:`smp_platform.sources`, so the CLI can catch it without importing
+    the readers (and pandas) before a command runs."""

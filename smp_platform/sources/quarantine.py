@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
+from smp_platform.errors import SourceError  # noqa: F401 - defined there, raised here
+
 BAD_JSON = "bad JSON"
 MISSING_ID = "missing id"
 WRONG_TYPE = "wrong type"
@@ -37,10 +39,6 @@ REASON_KINDS = (
 )
 # pydantic error types are identifiers: "missing_id" <-> "missing id".
 _KIND_OF_ERROR_TYPE = {kind.replace(" ", "_").replace("-", ""): kind for kind in REASON_KINDS}
-
-
-class SourceError(Exception):
-    """The input cannot be read at all (no such directory, no posts file, unreadable file)."""
 
 
 class BadValue(ValueError):
