@@ -144,7 +144,8 @@ def _embedding_summary(
     matrix = embedding_matrix(values, dim).astype(np.float64)
     present = np.isfinite(matrix).all(axis=1) if dim else np.zeros(len(matrix), bool)
     out = {"norm": np.full(len(matrix), np.nan)}
-    out["norm"][present] = np.linalg.norm(matrix[present], axis=1)
+    # rounded: unit-norm encoders differ only by float error, which must not make bins
+    out["norm"][present] = np.round(np.linalg.norm(matrix[present], axis=1), 4)
     projected = np.full((len(matrix), len(directions)), np.nan)
     if present.any() and len(directions):
         projected[present] = (matrix[present] - mean) @ directions.T
