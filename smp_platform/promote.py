@@ -191,7 +191,7 @@ def promote_candidate(settings: Settings, version: str | None = None) -> Promoti
         version,
         comparison.evaluate,
         comparison=lambda: comparison.description,
-        drift_gate=lambda champion: validation_drift_gate(settings, registry, comparison),
+        drift_gate=lambda _champion: validation_drift_gate(settings, registry, comparison),
     )
 
 
