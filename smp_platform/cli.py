@@ -293,20 +293,40 @@ def report(
             "--draft", help="Instead: draw a draft's best-time curve (JSON as for `smp score`)."
         ),
     ] = None,
+    drift_only: Annotated[
+        bool,
+        typer.Option(
+            "--drift", help="Only show the latest refresh's feature drift (no figures, no model)."
+        ),
+    ] = False,
 ) -> None:
-    """Write the paper's figures (PNG) to <data dir>/reports and log them to MLflow."""
+    """Write the paper's figures (PNG) to <data dir>/reports and log them to MLflow; then show
+    the latest feature drift (a table, and the path of its plot)."""
     if draft is not None:
         from smp_platform.report import write_draft_curve
 
         typer.echo(str(write_draft_curve(_settings(), draft)))
         return
-    from smp_platform.report import write_reports
-
     settings = _settings()
-    with _writing(settings, "report"):  # writes <data dir>/reports and logs to MLflow
-        paths = write_reports(settings)
-    for path in paths:
-        typer.echo(str(path))
+    if not drift_only:
+        from smp_platform.report import write_reports
+
+        with _writing(settings, "report"):  # writes <data dir>/reports and logs to MLflow
+            paths = write_reports(settings)
+        for path in paths:
+            typer.echo(str(path))
+    _show_drift(settings)
+
+
+def _show_drift(settings) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    from smp_platform.report import drift_lines
+
+    shown, plot = drift_lines(settings)
+    Console(width=max(120, Console().width)).print(shown)
+    if plot is not None:
+        typer.echo(f"drift plot: {plot}")
 
 
 @app.command()

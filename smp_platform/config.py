@@ -31,6 +31,8 @@ OFFLINE_ENVIRONMENT = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     "GIT_PYTHON_REFRESH": "quiet",
+    # MLflow's per-download tqdm bar (a line of \r frames in `smp report`'s output and in logs)
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 
 
@@ -120,6 +122,25 @@ class TrainSettings(BaseModel):
     exclude_views: list[str] = Field(default_factory=list)  # served views the model leaves out
 
 
+class DriftSettings(BaseModel):
+    """How drift is measured against the champion's training frame, and when it blocks a
+    promotion (README, "Drift")."""
+
+    # PSI above this marks a feature as drifted (the usual reading: > 0.25 is a major shift).
+    psi_bound: float = 0.25
+    # A promotion is refused when MORE than this share of the measured features drifted. With
+    # ~80 validation posts a stable feature's PSI over 10 bins is ~0.1 by sampling noise alone,
+    # so one or two features above the bound mean little.
+    max_drifted_share: float = 0.2
+    bins: int = 10  # reference deciles per numeric feature
+    min_posts: int = 30  # a smaller batch is measured and reported but never blocks
+    # When a post was published: a new batch lies after every training post by construction.
+    ignore_columns: list[str] = Field(
+        default_factory=lambda: ["post_epoch_days", "post_day_of_year", "post_month"]
+    )
+    block_promotion: bool = True  # False: the drift is logged with the decision, never blocks
+
+
 class ComposeSettings(BaseModel):
     """Addresses of the compose stack's services (profile ``compose``), all from env vars.
 
@@ -171,6 +192,7 @@ class Settings(BaseSettings):
     model_cache_dir: Path | None = None  # converted weights; default <data dir>/models
     encoders: EncoderSettings = Field(default_factory=EncoderSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
     compose: ComposeSettings = Field(default_factory=ComposeSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -22,9 +23,14 @@ from smp_platform.errors import UserError
 from smp_platform.modeling.promotion import MAE_TOLERANCE, PromotionDecision, decide
 from smp_platform.registry import ModelRegistry
 
+if TYPE_CHECKING:
+    from smp_platform.modeling.drift import DriftReport
+
 log = logging.getLogger(__name__)
 
 FrameSource = Callable[[str], pd.DataFrame]  # feature service -> its labelled frame
+# champion version -> (drift report or None, the line for the record, blocks the promotion?)
+DriftGate = Callable[[str], tuple["DriftReport | None", str, bool]]
 
 
 def promote(
@@ -34,12 +40,16 @@ def promote(
     *,
     mae_tolerance: float = MAE_TOLERANCE,
     comparison: str | Callable[[], str] = "",
+    drift_gate: DriftGate | None = None,
 ) -> PromotionDecision:
     """Move ``@champion`` to the candidate if it beats the champion; record the decision.
 
     ``evaluate_fn(version)`` must score every version on the same posts, none of which the
     scored model was fitted on (e.g. :meth:`BacktestComparison.evaluate`); ``comparison``
-    says how, for the record (a callable is asked after the evaluations).
+    says how, for the record (a callable is asked after the evaluations). ``drift_gate``
+    (when there is a champion to compare with) measures the posts the decision is scored on
+    against the champion's training frame: when they drifted beyond the bound the alias
+    stays, whatever the metrics say.
     """
     candidate_version = str(candidate_version)
     candidate_metrics = evaluate_fn(candidate_version)
@@ -54,6 +64,15 @@ def promote(
     else:
         champion_metrics = evaluate_fn(str(champion_version))
         promoted, reason = decide(candidate_metrics, champion_metrics, mae_tolerance)
+    drift_report, drift = None, ""
+    if drift_gate is not None and champion_version not in (None, candidate_version):
+        drift_report, drift, blocks = drift_gate(str(champion_version))
+        if blocks:
+            assert drift_report is not None
+            why = drift_report.reason()
+            # drift first: a better score on posts unlike the champion's says little
+            reason = why if promoted else f"{why}; and {reason}"
+            promoted = False
     if promoted:
         registry.set_champion(candidate_version)
     decision = PromotionDecision(
@@ -64,6 +83,8 @@ def promote(
         candidate_version=candidate_version,
         champion_version=champion_version,
         comparison=comparison() if callable(comparison) else comparison,
+        drift=drift,
+        drift_report=drift_report,
     )
     registry.record_promotion(decision, mae_tolerance)
     log.info(
@@ -166,5 +187,27 @@ def promote_candidate(settings: Settings, version: str | None = None) -> Promoti
         registry, version, lambda service: labelled_frame(settings, service)
     )
     return promote(
-        registry, version, comparison.evaluate, comparison=lambda: comparison.description
+        registry,
+        version,
+        comparison.evaluate,
+        comparison=lambda: comparison.description,
+        drift_gate=lambda _champion: validation_drift_gate(settings, registry, comparison),
     )
+
+
+def validation_drift_gate(
+    settings: Settings, registry: ModelRegistry, comparison: BacktestComparison
+) -> tuple[DriftReport | None, str, bool]:
+    """The candidate's validation posts (its backtest window, with the champion's features)
+    against the champion's training frame: (report, line, blocks?)."""
+    from smp_platform.drift import champion_reference, validation_drift
+
+    reference = champion_reference(registry)
+    if reference is None:
+        return None, "not measured: no champion", False
+    _, validation = comparison.split(reference.feature_service)
+    report, line = validation_drift(settings, reference, validation)
+    blocks = report is not None and report.beyond_bound and settings.drift.block_promotion
+    if report is not None and report.beyond_bound and not blocks:
+        line += " [not blocking: drift.block_promotion is off]"
+    return report, line, blocks

@@ -52,6 +52,7 @@ class BatchResult:
     quarantine: list[tuple[str, str]] = field(default_factory=list)  # (post_id, reason)
     min_ts: datetime | None = None
     max_ts: datetime | None = None
+    post_ids: list[str] = field(default_factory=list)  # posts whose rows were written
 
 
 @dataclass
@@ -62,6 +63,7 @@ class RefreshSummary:
     disabled: dict[str, str] = field(default_factory=dict)
     quarantined: int = 0
     materialized_windows: int = 0
+    drift: str = ""  # the written posts vs the champion's training frame (README, "Drift")
 
     def add(self, result: BatchResult) -> None:
         for view, n in result.rows_written.items():
@@ -99,6 +101,8 @@ class RefreshSummary:
             parts.append(f"{len(self.failures)} batch(es) failed and were not written")
         if self.quarantined:
             parts.append(f"{self.quarantined} post(s) quarantined")
+        if self.drift:
+            parts.append(f"drift: {self.drift}")
         return "; ".join(parts)
 
 
@@ -330,6 +334,7 @@ def process_batch(
             fault_point("between-views")
         gateway.write_view(view, frame, created_at)
         result.rows_written[view] = len(frame)
+    result.post_ids = [str(p) for p in posts[POST_ID]]
     ts = pd.to_datetime(posts["posted_at"], utc=True)
     if len(ts):
         result.min_ts, result.max_ts = ts.min().to_pydatetime(), ts.max().to_pydatetime()
@@ -480,7 +485,21 @@ def finish_refresh(
 
     fault_point("before-materialize")
     summary.materialized_windows = materialize_pending(settings)
+    summary.drift = measure_drift(settings, [p for r in results for p in r.post_ids])
     return summary
+
+
+def measure_drift(settings: Settings, post_ids: list[str]) -> str:
+    """The written posts against the champion's training frame, logged to MLflow. The
+    features are stored and online by now: a drift measure that fails (MLflow unreachable)
+    is logged and said in the summary, and does not fail the refresh."""
+    from smp_platform.drift import refresh_drift
+
+    try:
+        return refresh_drift(settings, post_ids)
+    except Exception as exc:
+        log.warning("drift not measured: %r", exc, exc_info=True)
+        return f"not measured: {exc!r}"
 
 
 BatchDone = Callable[[str, int, "BatchResult"], None]  # (group, posts in the batch, result)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from mlflow import MlflowClient
     from smp_platform.config import TrainSettings
+    from smp_platform.modeling.drift import DriftReport
     from smp_platform.modeling.promotion import PromotionDecision
     from smp_platform.modeling.train import Backtest, TrainedModel
 
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 CHAMPION = "champion"
 FEATURE_SERVICE_TAG = "feature_service"
 MODEL_NAME_IN_RUN = "model"
+DRIFT_DIR = "drift"  # artifact folder: reference profile (training runs), drift table + plot
+REFERENCE_PROFILE = "reference_profile.json"
 REQUIREMENTS = ("mlflow", "catboost", "torch", "scikit-learn", "pandas", "numpy", "cloudpickle")
 _URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
@@ -386,6 +389,8 @@ class ModelRegistry:
         }
         if decision.comparison:
             tags["promotion_comparison"] = decision.comparison
+        if decision.drift:
+            tags["promotion_drift"] = decision.drift
         self.tag(decision.candidate_version, tags)
         experiment_id = client.get_run(version.run_id).info.experiment_id if version.run_id else "0"
         run = client.create_run(
@@ -408,4 +413,82 @@ class ModelRegistry:
         ):
             for key, metric in values.items():
                 client.log_metric(run.info.run_id, f"{prefix}_{key}", float(metric))
+        if decision.drift_report is not None:
+            self._log_drift_artifacts(run.info.run_id, decision.drift_report)
         client.set_terminated(run.info.run_id)
+
+    # -- drift -----------------------------------------------------------------------------
+    def log_reference_profile(self, run_id: str, profile: dict[str, Any]) -> None:
+        """The training frame's reference profile, beside the model in its run."""
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / REFERENCE_PROFILE
+            path.write_text(json.dumps(profile))
+            self.client.log_artifact(run_id, str(path), artifact_path=DRIFT_DIR)
+
+    def reference_profile(self, version: str) -> dict[str, Any] | None:
+        """A version's reference profile; None for versions trained before profiles existed."""
+        run_id = self.client.get_model_version(self.name, str(version)).run_id
+        if not run_id:
+            return None
+        logged = {Path(a.path).name for a in self.client.list_artifacts(run_id, DRIFT_DIR)}
+        if REFERENCE_PROFILE not in logged:
+            return None
+        with tempfile.TemporaryDirectory() as scratch:
+            local = self.client.download_artifacts(
+                run_id, f"{DRIFT_DIR}/{REFERENCE_PROFILE}", scratch
+            )
+            profile: dict[str, Any] = json.loads(Path(local).read_text())
+        return profile
+
+    def _log_drift_artifacts(self, run_id: str, report: DriftReport) -> None:
+        from smp_platform.modeling.drift import write_artifacts
+
+        with tempfile.TemporaryDirectory() as scratch:
+            for path in write_artifacts(report, Path(scratch)):
+                self.client.log_artifact(run_id, str(path), artifact_path=DRIFT_DIR)
+        for key, value in report.metrics().items():
+            self.client.log_metric(run_id, key, value)
+
+    def record_drift(self, report: DriftReport, *, tags: dict[str, str]) -> str:
+        """A run of its own (tag ``kind=drift``) with the table, verdict and plot; its id."""
+        experiment_id = self.experiment_id()
+        run = self.client.create_run(
+            experiment_id,
+            run_name=f"drift-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}",
+            tags={
+                "kind": "drift",
+                "drift_beyond_bound": str(report.beyond_bound).lower(),
+                "drift_summary": report.summary()[:5000],
+                **tags,
+            },
+        )
+        run_id = str(run.info.run_id)
+        params = {
+            "psi_bound": report.psi_bound,
+            "max_drifted_share": report.max_drifted_share,
+            "min_posts": report.min_posts,
+            "ignored": ",".join(report.ignored) or "-",
+        }
+        for key, param in params.items():
+            self.client.log_param(run_id, key, param)
+        self._log_drift_artifacts(run_id, report)
+        self.client.set_terminated(run_id)
+        return run_id
+
+    def latest_drift(self, out_dir: Path) -> tuple[Any, Path] | None:
+        """The newest drift run and its artifacts downloaded to ``out_dir``; None if none."""
+        experiment = self.client.get_experiment_by_name(self.settings.train.experiment)
+        if experiment is None:
+            return None
+        runs = self.client.search_runs(
+            [experiment.experiment_id],
+            "tags.kind = 'drift'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not runs:
+            return None
+        run = runs[0]
+        out_dir.mkdir(parents=True, exist_ok=True)
+        local = self.client.download_artifacts(run.info.run_id, DRIFT_DIR, str(out_dir))
+        return run, Path(local)

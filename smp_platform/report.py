@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from smp_platform.config import Settings
 
@@ -35,7 +38,6 @@ def write_draft_curve(settings: Settings, draft_path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import pandas as pd
 
     from smp_platform.drafts import score_file
 
@@ -67,3 +69,52 @@ def write_draft_curve(settings: Settings, draft_path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def drift_lines(settings: Settings) -> tuple[Any, Path | None]:
+    """The latest refresh drift for a terminal: a rich renderable (the verdict and the table)
+    and the plot's path (None when no refresh has measured drift yet)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from smp_platform.drift import latest_drift
+
+    latest = latest_drift(settings)
+    if latest is None:
+        return Text(
+            "drift: none measured yet (a refresh measures the posts it wrote once a champion "
+            "exists)"
+        ), None
+    tags = latest.tags
+    verdict = "BEYOND THE BOUND" if tags.get("drift_beyond_bound") == "true" else "within the bound"
+    header = Text(
+        f"drift of the latest refresh ({latest.started:%Y-%m-%d %H:%M} UTC, MLflow run "
+        f"{latest.run_id}, {verdict}): {tags.get('drift_summary', '')}"
+    )
+    table = Table(show_lines=False)
+    for column, justify in (
+        ("feature", "left"),
+        ("kind", "left"),
+        ("PSI", "right"),
+        ("nulls ref", "right"),
+        ("nulls batch", "right"),
+        ("unseen", "right"),
+        ("unseen examples", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in latest.table.itertuples():
+        drifted = str(row.drifted).lower() == "true"
+        unseen = "" if pd.isna(row.unseen_share) else f"{row.unseen_share:.2f}"
+        examples = "" if pd.isna(row.unseen_examples) else str(row.unseen_examples)
+        table.add_row(
+            str(row.feature),
+            str(row.kind),
+            f"{row.psi:.3f}",
+            f"{row.reference_null_share:.2f}",
+            f"{row.batch_null_share:.2f}",
+            unseen,
+            examples,
+            style="bold red" if drifted else None,
+        )
+    return Group(header, table), latest.plot

@@ -109,6 +109,7 @@ def train_candidate(settings: Settings) -> TrainOutcome:
 def train_on_frame(settings: Settings, frame: pd.DataFrame, service: str) -> TrainOutcome:
     """Backtest the recipe on ``frame``'s time split, refit it on all of ``frame``'s labelled
     posts, and register the refit with the backtest's metrics."""
+    from smp_platform.drift import log_reference_profile
     from smp_platform.modeling.recipe import recipe_columns
     from smp_platform.modeling.train import backtest_then_refit, time_split
     from smp_platform.registry import ModelRegistry
@@ -119,7 +120,8 @@ def train_on_frame(settings: Settings, frame: pd.DataFrame, service: str) -> Tra
         raise UserError(f"too few labelled posts to train ({len(frame)}); load more data")
     columns = recipe_columns(served_columns(service), recipe)
     tested, refit = backtest_then_refit(frame, recipe, columns)
-    candidate = ModelRegistry(settings).log_and_register(
+    registry = ModelRegistry(settings)
+    candidate = registry.log_and_register(
         refit,
         tested.valid,
         backtest=tested,
@@ -127,6 +129,8 @@ def train_on_frame(settings: Settings, frame: pd.DataFrame, service: str) -> Tra
         run_name=f"train-{datetime.now(UTC):%Y%m%dT%H%M%S}",
         recipe_source=source,
     )
+    # what drift is measured against while this version is champion (README, "Drift")
+    log_reference_profile(registry, candidate.run_id, frame, refit)
     scores = candidate.metrics
     return TrainOutcome(
         version=str(candidate.version),

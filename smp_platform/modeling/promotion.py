@@ -13,7 +13,11 @@ slightly better but is badly calibrated. The first version of a model becomes ch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from smp_platform.modeling.drift import DriftReport
 
 MAE_TOLERANCE = 0.02
 PROMOTION_CRITERION = "src_candidate > src_champion and mae_candidate <= mae_champion + tolerance"
@@ -28,6 +32,9 @@ class PromotionDecision:
     candidate_version: str = ""
     champion_version: str | None = None  # the champion before the decision
     comparison: str = ""  # on which posts, fitted how (logged with the decision)
+    # the validation posts against the champion's training frame (empty: not measured, why)
+    drift: str = ""
+    drift_report: DriftReport | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         verdict = "promoted to @champion" if self.promoted else "not promoted"

@@ -1,0 +1,186 @@
+"""The drift verb: how far a batch of posts lies from the champion's training frame.
+
+Training logs a reference profile with each version (:func:`log_reference_profile`); a refresh
+measures the posts it wrote against the champion's (:func:`refresh_drift`, a run tagged
+``kind=drift`` with the table and the plot); a promotion measures the candidate's validation
+posts against it (:func:`validation_drift`) and refuses when they drifted beyond
+``settings.drift``; ``smp report`` shows the latest (:func:`latest_drift`). The measure itself
+is :mod:`smp_platform.modeling.drift`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from smp_platform.config import Settings
+
+if TYPE_CHECKING:
+    from smp_platform.modeling.drift import DriftReport
+    from smp_platform.modeling.train import TrainedModel
+    from smp_platform.registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+
+def log_reference_profile(
+    registry: ModelRegistry, run_id: str, frame: pd.DataFrame, trained: TrainedModel
+) -> dict[str, Any]:
+    """Profile the columns the model reads (those it dropped, null on every post, left out)
+    on the frame it was fitted on, and log it in the version's run."""
+    from smp_platform.modeling.drift import build_profile
+
+    dropped = set(trained.model.matrix.dropped)
+    columns = [c for c in trained.feature_columns if c not in dropped]
+    profile = build_profile(
+        frame,
+        columns,
+        bins=registry.settings.drift.bins,
+        seed=trained.settings.seed,
+        model=registry.name,
+    )
+    registry.log_reference_profile(run_id, profile)
+    return profile
+
+
+def measure_against(
+    settings: Settings, profile: dict[str, Any], batch: pd.DataFrame, reference: str
+) -> DriftReport:
+    """``batch`` against ``profile`` with the configured bound."""
+    from smp_platform.modeling.drift import measure
+
+    bound = settings.drift
+    return measure(
+        profile,
+        batch,
+        psi_bound=bound.psi_bound,
+        max_drifted_share=bound.max_drifted_share,
+        min_posts=bound.min_posts,
+        ignore=bound.ignore_columns,
+        reference=reference,
+    )
+
+
+@dataclass
+class ChampionReference:
+    version: str
+    feature_service: str
+    profile: dict[str, Any] | None
+
+    @property
+    def label(self) -> str:
+        return f"champion v{self.version}'s training frame"
+
+
+def champion_reference(registry: ModelRegistry) -> ChampionReference | None:
+    """The champion and its reference profile (None inside when it was trained before
+    profiles existed); None without a champion."""
+    found = registry.champion()
+    if found is None:
+        return None
+    version, service = found
+    return ChampionReference(version, service, registry.reference_profile(version))
+
+
+def _no_champion_possible(settings: Settings) -> bool:
+    # An embedded data dir without an MLflow database has no champion: say so without
+    # creating the database (a first refresh runs long before any training).
+    return settings.profile == "embedded" and not (settings.root / "mlflow.db").exists()
+
+
+def refresh_drift(settings: Settings, post_ids: Sequence[str]) -> str:
+    """Measure the posts a refresh wrote against the champion's training frame and log it
+    (table, verdict, plot) as a ``kind=drift`` run. Returns the line for the summary."""
+    from smp_platform.registry import ModelRegistry
+
+    ids = list(dict.fromkeys(post_ids))
+    if not ids:
+        return "not measured: no new posts"
+    if _no_champion_possible(settings):
+        return "not measured: no champion yet"
+    registry = ModelRegistry(settings)
+    reference = champion_reference(registry)
+    if reference is None:
+        return "not measured: no champion yet"
+    if reference.profile is None:
+        return f"not measured: champion v{reference.version} has no reference profile (retrain it)"
+    batch = batch_features(settings, ids, reference.feature_service)
+    report = measure_against(settings, reference.profile, batch, reference.label)
+    run_id = registry.record_drift(
+        report,
+        tags={"source": "refresh", "champion_version": reference.version},
+    )
+    log.info("drift of the refreshed posts (run %s): %s", run_id, report.summary())
+    return report.summary()
+
+
+def batch_features(settings: Settings, post_ids: Sequence[str], service: str) -> pd.DataFrame:
+    """The posts' features of a feature service as of their publication (point in time)."""
+    from feature_repo.data_sources import EVENT_TIMESTAMP
+    from feature_repo.entities import POST_ID
+    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.warehouse import Warehouse
+
+    with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
+        posts = warehouse.posts_frame(list(post_ids))
+    entities = pd.DataFrame(
+        {POST_ID: posts[POST_ID].to_numpy(), EVENT_TIMESTAMP: posts["posted_at"].to_numpy()}
+    )
+    return FeatureStoreGateway(settings).historical_features(entities, service)
+
+
+def validation_drift(
+    settings: Settings, reference: ChampionReference, validation: pd.DataFrame
+) -> tuple[DriftReport | None, str]:
+    """(report, line for the decision) of a candidate's validation posts against the
+    champion's training frame; no report when the champion has no profile."""
+    if reference.profile is None:
+        return None, (
+            f"not measured: champion v{reference.version} has no reference profile "
+            "(trained before profiles were logged); not blocking"
+        )
+    report = measure_against(settings, reference.profile, validation, reference.label)
+    return report, report.summary()
+
+
+@dataclass
+class LatestDrift:
+    run_id: str
+    started: pd.Timestamp
+    tags: dict[str, str]
+    table: pd.DataFrame
+    plot: Path | None
+    folder: Path
+
+
+def latest_drift(settings: Settings) -> LatestDrift | None:
+    """The newest refresh drift run, its files under ``<reports>/drift-latest``; None if none."""
+    import shutil
+
+    from smp_platform.registry import ModelRegistry
+
+    if _no_champion_possible(settings):
+        return None
+    target = settings.reports_dir / "drift-latest"
+    if target.exists():
+        shutil.rmtree(target)
+    found = ModelRegistry(settings).latest_drift(target)
+    if found is None:
+        return None
+    run, folder = found
+    table_path = folder / "drift.csv"
+    table = pd.read_csv(table_path, keep_default_na=False, na_values=[""])
+    plot = folder / "drift.png"
+    return LatestDrift(
+        run_id=run.info.run_id,
+        started=pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
+        tags=dict(run.data.tags),
+        table=table,
+        plot=plot if plot.exists() else None,
+        folder=folder,
+    )
