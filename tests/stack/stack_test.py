@@ -142,9 +142,8 @@ def run(
 
 
 def compose(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    files = ["-f", "docker-compose.yml", "-f", str(STATE / "compose.test.yml")]
     return run(
-        ["docker", "compose", "-p", PROJECT, "--env-file", str(STATE / "test.env"), *files, *args],
+        ["docker", "compose", "-p", PROJECT, "--env-file", str(STATE / "test.env"), *args],
         **kwargs,
     )
 
@@ -335,8 +334,8 @@ def build_images() -> dict[str, int]:
 
 
 def write_env() -> None:
-    """The test's .env: .env.example with random passwords; compose.test.yml points the
-    platform services' env_file at it (a user's own .env is never read or written)."""
+    """The test's .env: .env.example with random passwords, passed with --env-file (a user's
+    own .env is never read or written). Compose only interpolates it: no service reads it whole."""
     lines = []
     for line in (ROOT / ".env.example").read_text().splitlines():
         key, sep, value = line.partition("=")
@@ -345,13 +344,19 @@ def write_env() -> None:
         lines.append(line)
     (STATE / "test.env").write_text("\n".join(lines) + "\n")
     (STATE / "test.env").chmod(0o600)
-    override = {
-        "services": {name: {"env_file": "__OVERRIDE__"} for name in ("prefect-worker", "api")}
+
+
+def secrets_in(service: str) -> set[str]:
+    """The test .env's passwords that a running service's environment holds (by value)."""
+    passwords = {
+        key: value
+        for key, _, value in (
+            line.partition("=") for line in (STATE / "test.env").read_text().splitlines()
+        )
+        if key.endswith("PASSWORD")
     }
-    text = json.dumps(override, indent=2).replace(
-        '"__OVERRIDE__"', f"!override [{json.dumps(str(STATE / 'test.env'))}]"
-    )
-    (STATE / "compose.test.yml").write_text(text + "\n")
+    env = compose("exec", "-T", service, "env", capture=True, quiet=True).stdout
+    return {key for key, value in passwords.items() if value in env}
 
 
 def up() -> None:
@@ -512,6 +517,11 @@ def main() -> int:
             compose("down", "--volumes", "--remove-orphans", capture=True)
             stack_up = True
             up()
+
+        with check("each platform container holds only its own password"):
+            for service in ("api", "prefect-worker"):
+                held = secrets_in(service)
+                assert held == {"FEAST_DB_PASSWORD"}, f"{service} holds {sorted(held)}"
 
         with step(f"ingest the bundled sample ({POSTS} posts) in the worker container"):
             probe = json.loads(in_worker("python", "-c", SUBSET, POSTS, capture=True).stdout)

@@ -212,7 +212,10 @@ def test_platform_services_run_the_root_image_as_the_brief_says(services) -> Non
     for name in ("prefect-worker", "api"):
         build = services[name]["build"]
         assert build["context"] == "." and build.get("dockerfile", "Dockerfile") == "Dockerfile"
-        assert services[name]["env_file"]
+        # .env holds every service's password: no container reads it whole
+        assert "env_file" not in services[name], name
+        secrets = {k for k in service_environment(services[name]) if SECRET_KEY.search(k)}
+        assert not secrets, f"{name} is given {sorted(secrets)}"
     assert "smp deploy" in " ".join(services["prefect-worker"]["command"])
     assert "--pool smp-pool" in " ".join(services["prefect-worker"]["command"])
     assert services["api"]["command"][:2] == ["smp", "serve"]
