@@ -249,22 +249,29 @@ def stop_engine(daemon: subprocess.Popen[bytes] | None) -> None:
 # --- 2. images -------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def wheel_index() -> Iterator[str]:
-    """A PEP 503 index of torch, torchvision and their dependencies, from this machine's pip,
-    on 127.0.0.1 (the image builds use the host's network)."""
-    wheelhouse = STATE / "wheelhouse"
-    files = wheelhouse / "files"
-    stamp = wheelhouse / ".downloaded"
+WHEELHOUSE = STATE / "wheelhouse"
+
+
+def download_torch_wheels() -> None:
+    """torch, torchvision and their dependencies from this machine's pip (kept between runs)."""
+    files = WHEELHOUSE / "files"
+    stamp = WHEELHOUSE / ".downloaded"
     if not stamp.exists() or stamp.read_text() != " ".join(TORCH_REQUIREMENTS):
-        shutil.rmtree(wheelhouse, ignore_errors=True)
+        shutil.rmtree(WHEELHOUSE, ignore_errors=True)
         files.mkdir(parents=True)
         run(
             [sys.executable, "-m", "pip", "download", "-q", "-d", str(files), *TORCH_REQUIREMENTS],
             capture=True,
         )
         stamp.write_text(" ".join(TORCH_REQUIREMENTS))
-    index = wheelhouse / "simple"
+
+
+@contextlib.contextmanager
+def wheel_index() -> Iterator[str]:
+    """A PEP 503 index of the downloaded wheels on 127.0.0.1 (the image builds use the host's
+    network)."""
+    files = WHEELHOUSE / "files"
+    index = WHEELHOUSE / "simple"
     shutil.rmtree(index, ignore_errors=True)
     for wheel in files.glob("*.whl"):
         project = re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
@@ -287,6 +294,8 @@ def wheel_index() -> Iterator[str]:
 
 
 def build_images() -> dict[str, int]:
+    with step("torch wheels for the worker image (pip download)"):
+        download_torch_wheels()
     with wheel_index() as index:
         for tag, args in IMAGES.items():
             extra = []
@@ -463,7 +472,7 @@ def assert_api_equals_batch(probe: list[str], version: str, tag: str) -> None:
     )
 
 
-def screenshot(url: str, name: str) -> Path:
+def screenshot(url: str, name: str, height: int = 1000) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name
     path.unlink(missing_ok=True)
@@ -477,7 +486,7 @@ def screenshot(url: str, name: str) -> Path:
             "--disable-component-update",
             "--no-first-run",
             "--hide-scrollbars",
-            "--window-size=1440,1000",
+            f"--window-size=1440,{height}",
             "--virtual-time-budget=20000",
             f"--screenshot={path}",
             url,
@@ -573,6 +582,14 @@ def main() -> int:
             ).stdout
             assert after == started_at, "api was restarted"
             second = str(latest)
+            # `smp predict`, `smp train` and `smp promote` by hand start no automated training:
+            # the automation fires on the nightly refresh deployment's runs only.
+            code, body = call(
+                "POST",
+                f"{PREFECT}/flow_runs/filter",
+                {"deployments": {"id": {"any_": [train]}}},
+            )
+            assert code == 200 and len(body) == 1, f"train-and-promote runs: {len(body)}"
 
         with check("docker compose restart api: serving again within 30 s"):
             expected = served(probe[0])
@@ -610,7 +627,8 @@ def main() -> int:
             assert champion_version() == second
 
         with check("screenshots of the Prefect UI and the MLflow UI"):
-            screenshot("http://127.0.0.1:4200/runs", "prefect-ui-runs.png")
+            # tall enough for the six flow runs (the nightly refresh is the oldest)
+            screenshot("http://127.0.0.1:4200/runs", "prefect-ui-runs.png", height=1900)
             screenshot(f"{MLFLOW}/#/models/{MODEL}", "mlflow-ui-model.png")
         ok = not FAILED
     except BaseException as error:
