@@ -396,6 +396,20 @@ print(json.dumps(sorted(p["pid"] for p in probe)))
 """
 
 
+# Run in the api container with its own DSN: a read of Feast's registry, then a write.
+ROLE_PROBE = r"""
+import os, psycopg
+dsn = os.environ["SMP_COMPOSE__POSTGRES_DSN"].replace("+psycopg", "")
+with psycopg.connect(dsn, autocommit=True) as conn:
+    print(conn.execute("SELECT count(*) FROM feast_metadata").fetchone()[0])
+    try:
+        conn.execute("DELETE FROM feast_metadata")
+        print("written")
+    except psycopg.errors.InsufficientPrivilege:
+        print("denied")
+"""
+
+
 def prefect_deployment(flow: str, name: str) -> str:
     code, body = call("GET", f"{PREFECT}/deployments/name/{flow}/{name}")
     assert code == 200, (code, body)
@@ -528,9 +542,10 @@ def main() -> int:
             up()
 
         with check("each platform container holds only its own password"):
-            for service in ("api", "prefect-worker"):
+            own = {"api": {"FEAST_READER_DB_PASSWORD"}, "prefect-worker": {"FEAST_DB_PASSWORD"}}
+            for service, expected in own.items():
                 held = secrets_in(service)
-                assert held == {"FEAST_DB_PASSWORD"}, f"{service} holds {sorted(held)}"
+                assert held == expected, f"{service} holds {sorted(held)}"
 
         with step(f"ingest the bundled sample ({POSTS} posts) in the worker container"):
             probe = json.loads(in_worker("python", "-c", SUBSET, POSTS, capture=True).stdout)
@@ -551,6 +566,11 @@ def main() -> int:
 
         with step("GET popularity on :8000 == smp predict (same posts, same version)"):
             assert_api_equals_batch(probe, first, "v1")
+
+        with check("the api's Postgres role reads Feast's registry and cannot write it"):
+            out = compose("exec", "-T", "api", "python", "-c", ROLE_PROBE, capture=True).stdout
+            rows, verdict = out.split()
+            assert int(rows) > 0 and verdict == "denied", out
 
         with step("second promotion served without restarting api"):
             api_container = compose("ps", "-q", "api", capture=True, quiet=True).stdout.strip()
