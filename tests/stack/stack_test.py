@@ -379,7 +379,10 @@ n = sys.argv[1]
 posts = [json.loads(l) for l in next(src.glob("*posts*.jsonl")).read_text().splitlines() if l]
 keep = posts if n == "all" else posts[: int(n)]
 probe = keep[:: max(1, len(keep) // 8)][:8]
-for name, chosen in (("train", keep), ("probe", probe)):
+extra = [] if n == "all" else posts[int(n) : int(n) + 8]  # for a refresh run by hand
+for name, chosen in (("train", keep), ("probe", probe), ("extra", extra)):
+    if not chosen:
+        continue
     pids = {p["pid"] for p in chosen}
     uids = {p["uid"] for p in chosen}
     out = pathlib.Path("/data/incoming") / name
@@ -579,6 +582,11 @@ def main() -> int:
                 capture=True,
                 quiet=True,
             ).stdout
+            if POSTS != "all":
+                # A refresh run by hand is a run of the refresh flow outside the nightly
+                # deployment: its Completed event must not fire train-and-promote.
+                in_worker("smp", "ingest", "--format", "smp-video", "/data/incoming/extra")
+                in_worker("smp", "refresh")
             in_worker("smp", "train")
             code, body = call("GET", f"{MLFLOW}/api/2.0/mlflow/registered-models/get?name={MODEL}")
             latest = max(int(v["version"]) for v in body["registered_model"]["latest_versions"])
@@ -602,8 +610,8 @@ def main() -> int:
             ).stdout
             assert after == started_at, "api was restarted"
             second = str(latest)
-            # `smp predict`, `smp train` and `smp promote` by hand start no automated training:
-            # the automation fires on the nightly refresh deployment's runs only.
+            # `smp refresh`, `smp predict`, `smp train` and `smp promote` by hand start no
+            # automated training: the automation fires on the nightly deployment's runs only.
             code, body = call(
                 "POST",
                 f"{PREFECT}/flow_runs/filter",
