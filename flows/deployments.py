@@ -42,10 +42,16 @@ def build_deployments(
             DeploymentEventTrigger(
                 name="after-nightly-refresh",
                 expect={"prefect.flow-run.Completed"},
-                match_related={
-                    "prefect.resource.role": "flow",
-                    "prefect.resource.name": refresh_flow.name,
-                },
+                # Both must hold: a run of the refresh flow, and one of the nightly deployment.
+                # The flow alone also matched `smp refresh` run by hand (a local flow run that
+                # reports Completed to the same API), which re-fired training.
+                match_related=[
+                    {"prefect.resource.role": "flow", "prefect.resource.name": refresh_flow.name},
+                    {
+                        "prefect.resource.role": "deployment",
+                        "prefect.resource.name": REFRESH_DEPLOYMENT,
+                    },
+                ],
             )
         ],
         description="Train a candidate from the refreshed offline store; promote if better.",

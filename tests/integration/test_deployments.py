@@ -35,6 +35,29 @@ def test_deployments_have_the_nightly_cron_and_the_after_refresh_trigger(
     assert len(automations) == 1
     trigger = automations[0].trigger
     assert "prefect.flow-run.Completed" in trigger.expect
+    # Only the nightly deployment's refresh runs fire it: `smp refresh` by hand runs the same
+    # flow without a deployment and must not start training (it did, in the compose stack).
+    from prefect.server.events.schemas.automations import EventTrigger
+    from prefect.server.events.schemas.events import RelatedResource, Resource
+
+    server_trigger = EventTrigger.model_validate(trigger.model_dump())
+    flow_run = Resource({"prefect.resource.id": "prefect.flow-run.1"})
+    flow = RelatedResource(
+        {
+            "prefect.resource.id": "prefect.flow.1",
+            "prefect.resource.role": "flow",
+            "prefect.resource.name": "refresh",
+        }
+    )
+    deployment = RelatedResource(
+        {
+            "prefect.resource.id": f"prefect.deployment.{refresh.id}",
+            "prefect.resource.role": "deployment",
+            "prefect.resource.name": REFRESH_DEPLOYMENT,
+        }
+    )
+    assert server_trigger.covers_resources(flow_run, [flow, deployment])
+    assert not server_trigger.covers_resources(flow_run, [flow])
     # Deploying again updates in place: still one deployment of each, one automation.
     deploy_all(settings, work_pool="smp-test-pool")
     with get_client(sync_client=True) as client:

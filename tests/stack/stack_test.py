@@ -142,9 +142,8 @@ def run(
 
 
 def compose(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    files = ["-f", "docker-compose.yml", "-f", str(STATE / "compose.test.yml")]
     return run(
-        ["docker", "compose", "-p", PROJECT, "--env-file", str(STATE / "test.env"), *files, *args],
+        ["docker", "compose", "-p", PROJECT, "--env-file", str(STATE / "test.env"), *args],
         **kwargs,
     )
 
@@ -250,22 +249,29 @@ def stop_engine(daemon: subprocess.Popen[bytes] | None) -> None:
 # --- 2. images -------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def wheel_index() -> Iterator[str]:
-    """A PEP 503 index of torch, torchvision and their dependencies, from this machine's pip,
-    on 127.0.0.1 (the image builds use the host's network)."""
-    wheelhouse = STATE / "wheelhouse"
-    files = wheelhouse / "files"
-    stamp = wheelhouse / ".downloaded"
+WHEELHOUSE = STATE / "wheelhouse"
+
+
+def download_torch_wheels() -> None:
+    """torch, torchvision and their dependencies from this machine's pip (kept between runs)."""
+    files = WHEELHOUSE / "files"
+    stamp = WHEELHOUSE / ".downloaded"
     if not stamp.exists() or stamp.read_text() != " ".join(TORCH_REQUIREMENTS):
-        shutil.rmtree(wheelhouse, ignore_errors=True)
+        shutil.rmtree(WHEELHOUSE, ignore_errors=True)
         files.mkdir(parents=True)
         run(
             [sys.executable, "-m", "pip", "download", "-q", "-d", str(files), *TORCH_REQUIREMENTS],
             capture=True,
         )
         stamp.write_text(" ".join(TORCH_REQUIREMENTS))
-    index = wheelhouse / "simple"
+
+
+@contextlib.contextmanager
+def wheel_index() -> Iterator[str]:
+    """A PEP 503 index of the downloaded wheels on 127.0.0.1 (the image builds use the host's
+    network)."""
+    files = WHEELHOUSE / "files"
+    index = WHEELHOUSE / "simple"
     shutil.rmtree(index, ignore_errors=True)
     for wheel in files.glob("*.whl"):
         project = re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
@@ -288,6 +294,8 @@ def wheel_index() -> Iterator[str]:
 
 
 def build_images() -> dict[str, int]:
+    with step("torch wheels for the worker image (pip download)"):
+        download_torch_wheels()
     with wheel_index() as index:
         for tag, args in IMAGES.items():
             extra = []
@@ -335,8 +343,8 @@ def build_images() -> dict[str, int]:
 
 
 def write_env() -> None:
-    """The test's .env: .env.example with random passwords; compose.test.yml points the
-    platform services' env_file at it (a user's own .env is never read or written)."""
+    """The test's .env: .env.example with random passwords, passed with --env-file (a user's
+    own .env is never read or written). Compose only interpolates it: no service reads it whole."""
     lines = []
     for line in (ROOT / ".env.example").read_text().splitlines():
         key, sep, value = line.partition("=")
@@ -345,13 +353,19 @@ def write_env() -> None:
         lines.append(line)
     (STATE / "test.env").write_text("\n".join(lines) + "\n")
     (STATE / "test.env").chmod(0o600)
-    override = {
-        "services": {name: {"env_file": "__OVERRIDE__"} for name in ("prefect-worker", "api")}
+
+
+def secrets_in(service: str) -> set[str]:
+    """The test .env's passwords that a running service's environment holds (by value)."""
+    passwords = {
+        key: value
+        for key, _, value in (
+            line.partition("=") for line in (STATE / "test.env").read_text().splitlines()
+        )
+        if key.endswith("PASSWORD")
     }
-    text = json.dumps(override, indent=2).replace(
-        '"__OVERRIDE__"', f"!override [{json.dumps(str(STATE / 'test.env'))}]"
-    )
-    (STATE / "compose.test.yml").write_text(text + "\n")
+    env = compose("exec", "-T", service, "env", capture=True, quiet=True).stdout
+    return {key for key, value in passwords.items() if value in env}
 
 
 def up() -> None:
@@ -365,7 +379,10 @@ n = sys.argv[1]
 posts = [json.loads(l) for l in next(src.glob("*posts*.jsonl")).read_text().splitlines() if l]
 keep = posts if n == "all" else posts[: int(n)]
 probe = keep[:: max(1, len(keep) // 8)][:8]
-for name, chosen in (("train", keep), ("probe", probe)):
+extra = [] if n == "all" else posts[int(n) : int(n) + 8]  # for a refresh run by hand
+for name, chosen in (("train", keep), ("probe", probe), ("extra", extra)):
+    if not chosen:
+        continue
     pids = {p["pid"] for p in chosen}
     uids = {p["uid"] for p in chosen}
     out = pathlib.Path("/data/incoming") / name
@@ -379,6 +396,20 @@ for name, chosen in (("train", keep), ("probe", probe)):
             return row["pid"] in pids if "pid" in row else row.get("uid") in uids
         (out / f.name).write_text("\n".join(l for l in rows if kept(l)) + "\n")
 print(json.dumps(sorted(p["pid"] for p in probe)))
+"""
+
+
+# Run in the api container with its own DSN: a read of Feast's registry, then a write.
+ROLE_PROBE = r"""
+import os, psycopg
+dsn = os.environ["SMP_COMPOSE__POSTGRES_DSN"].replace("+psycopg", "")
+with psycopg.connect(dsn, autocommit=True) as conn:
+    print(conn.execute("SELECT count(*) FROM feast_metadata").fetchone()[0])
+    try:
+        conn.execute("DELETE FROM feast_metadata")
+        print("written")
+    except psycopg.errors.InsufficientPrivilege:
+        print("denied")
 """
 
 
@@ -458,7 +489,7 @@ def assert_api_equals_batch(probe: list[str], version: str, tag: str) -> None:
     )
 
 
-def screenshot(url: str, name: str) -> Path:
+def screenshot(url: str, name: str, height: int = 1000) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name
     path.unlink(missing_ok=True)
@@ -472,7 +503,7 @@ def screenshot(url: str, name: str) -> Path:
             "--disable-component-update",
             "--no-first-run",
             "--hide-scrollbars",
-            "--window-size=1440,1000",
+            f"--window-size=1440,{height}",
             "--virtual-time-budget=20000",
             f"--screenshot={path}",
             url,
@@ -513,6 +544,12 @@ def main() -> int:
             stack_up = True
             up()
 
+        with check("each platform container holds only its own password"):
+            own = {"api": {"FEAST_READER_DB_PASSWORD"}, "prefect-worker": {"FEAST_DB_PASSWORD"}}
+            for service, expected in own.items():
+                held = secrets_in(service)
+                assert held == expected, f"{service} holds {sorted(held)}"
+
         with step(f"ingest the bundled sample ({POSTS} posts) in the worker container"):
             probe = json.loads(in_worker("python", "-c", SUBSET, POSTS, capture=True).stdout)
             in_worker("smp", "ingest", "--format", "smp-video", "/data/incoming/train")
@@ -533,6 +570,11 @@ def main() -> int:
         with step("GET popularity on :8000 == smp predict (same posts, same version)"):
             assert_api_equals_batch(probe, first, "v1")
 
+        with check("the api's Postgres role reads Feast's registry and cannot write it"):
+            out = compose("exec", "-T", "api", "python", "-c", ROLE_PROBE, capture=True).stdout
+            rows, verdict = out.split()
+            assert int(rows) > 0 and verdict == "denied", out
+
         with step("second promotion served without restarting api"):
             api_container = compose("ps", "-q", "api", capture=True, quiet=True).stdout.strip()
             started_at = run(
@@ -540,6 +582,11 @@ def main() -> int:
                 capture=True,
                 quiet=True,
             ).stdout
+            if POSTS != "all":
+                # A refresh run by hand is a run of the refresh flow outside the nightly
+                # deployment: its Completed event must not fire train-and-promote.
+                in_worker("smp", "ingest", "--format", "smp-video", "/data/incoming/extra")
+                in_worker("smp", "refresh")
             in_worker("smp", "train")
             code, body = call("GET", f"{MLFLOW}/api/2.0/mlflow/registered-models/get?name={MODEL}")
             latest = max(int(v["version"]) for v in body["registered_model"]["latest_versions"])
@@ -563,6 +610,14 @@ def main() -> int:
             ).stdout
             assert after == started_at, "api was restarted"
             second = str(latest)
+            # `smp refresh`, `smp predict`, `smp train` and `smp promote` by hand start no
+            # automated training: the automation fires on the nightly deployment's runs only.
+            code, body = call(
+                "POST",
+                f"{PREFECT}/flow_runs/filter",
+                {"deployments": {"id": {"any_": [train]}}},
+            )
+            assert code == 200 and len(body) == 1, f"train-and-promote runs: {len(body)}"
 
         with check("docker compose restart api: serving again within 30 s"):
             expected = served(probe[0])
@@ -600,7 +655,8 @@ def main() -> int:
             assert champion_version() == second
 
         with check("screenshots of the Prefect UI and the MLflow UI"):
-            screenshot("http://127.0.0.1:4200/runs", "prefect-ui-runs.png")
+            # tall enough for the six flow runs (the nightly refresh is the oldest)
+            screenshot("http://127.0.0.1:4200/runs", "prefect-ui-runs.png", height=1900)
             screenshot(f"{MLFLOW}/#/models/{MODEL}", "mlflow-ui-model.png")
         ok = not FAILED
     except BaseException as error:

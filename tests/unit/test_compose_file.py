@@ -208,11 +208,25 @@ def test_the_init_script_creates_every_database_the_services_use(compose_text) -
     assert used == DATABASES
 
 
+def test_the_api_reads_feast_with_a_read_only_role(services) -> None:
+    api_dsn = service_environment(services["api"])["SMP_COMPOSE__POSTGRES_DSN"]
+    worker_dsn = service_environment(services["prefect-worker"])["SMP_COMPOSE__POSTGRES_DSN"]
+    assert api_dsn.startswith("postgresql+psycopg://feast_reader:${FEAST_READER_DB_PASSWORD")
+    assert worker_dsn.startswith("postgresql+psycopg://feast:${FEAST_DB_PASSWORD")
+    script = (ROOT / "docker" / "postgres-init.sql").read_text()
+    grants = re.findall(r"^(?:GRANT|ALTER DEFAULT PRIVILEGES).*feast_reader;$", script, re.M)
+    assert grants and all("SELECT" in g or "CONNECT" in g or "USAGE" in g for g in grants)
+    assert "GRANT SELECT ON TABLES TO feast_reader" in script
+
+
 def test_platform_services_run_the_root_image_as_the_brief_says(services) -> None:
     for name in ("prefect-worker", "api"):
         build = services[name]["build"]
         assert build["context"] == "." and build.get("dockerfile", "Dockerfile") == "Dockerfile"
-        assert services[name]["env_file"]
+        # .env holds every service's password: no container reads it whole
+        assert "env_file" not in services[name], name
+        secrets = {k for k in service_environment(services[name]) if SECRET_KEY.search(k)}
+        assert not secrets, f"{name} is given {sorted(secrets)}"
     assert "smp deploy" in " ".join(services["prefect-worker"]["command"])
     assert "--pool smp-pool" in " ".join(services["prefect-worker"]["command"])
     assert services["api"]["command"][:2] == ["smp", "serve"]
@@ -267,15 +281,18 @@ def test_published_ports_listen_on_loopback_unless_overridden(services) -> None:
 
 def test_each_service_logs_in_with_its_own_least_privilege_role(compose_text) -> None:
     logins = set(re.findall(r"://(\w+):\$\{(\w+)[^}]*\}@postgres:5432/(\w+)", compose_text))
-    assert {(user, db) for user, _, db in logins} == {(db, db) for db in DATABASES}
+    # each database's owner, and the api's read-only role for Feast's registry
+    readers = {("feast_reader", "feast")}
+    assert {(user, db) for user, _, db in logins} == {(db, db) for db in DATABASES} | readers
     assert all(var == f"{user.upper()}_DB_PASSWORD" for user, var, _ in logins)
     script = (ROOT / "docker" / "postgres-init.sql").read_text()
-    for role in DATABASES:
+    for role in [*DATABASES, "feast_reader"]:
         create = re.search(rf"CREATE ROLE {role} (.*);", script)
         assert create, role
         assert "NOSUPERUSER" in create.group(1) and "NOCREATEROLE" in create.group(1)
-        assert f"CREATE DATABASE {role} OWNER {role};" in script
-        assert f"REVOKE ALL ON DATABASE {role} FROM PUBLIC;" in script
+        if role in DATABASES:
+            assert f"CREATE DATABASE {role} OWNER {role};" in script
+            assert f"REVOKE ALL ON DATABASE {role} FROM PUBLIC;" in script
     assert "PASSWORD '" not in script  # passwords come from the environment (\getenv)
 
 
