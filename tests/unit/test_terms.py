@@ -83,3 +83,23 @@ def test_term_reducer_without_terms_produces_no_columns() -> None:
     assert reducer.transform(["cat"]).shape == (1, 0)
     frame = reducer.frame(reducer.transform(["cat"]), pd.RangeIndex(1))
     assert frame.shape == (1, 0)
+
+
+def test_the_services_numpy_terms_equal_the_fitted_reducer() -> None:
+    from smp_platform.service.scoring import _Terms
+
+    reducer = TermReducer("tag_terms", components=2, min_df=3, seed=0)
+    reducer.fit_transform(_documents())
+    fast = _Terms("tag_terms", reducer)
+    assert fast.exact
+    posts = [
+        *_documents(),
+        "cat cat cat kitten",  # repeated terms: sublinear tf
+        "never seen words",
+        "car  engine\tunique",  # other whitespace, a term below min_df
+        None,
+        float("nan"),
+        "",
+    ]
+    # equal to the bit: a last-bit difference can move a CatBoost split (see _Terms.reduce)
+    np.testing.assert_array_equal(fast.reduce(posts), reducer.transform(posts))
