@@ -625,18 +625,26 @@ def _shown(block: FeatureBlock, name: str) -> Any:
 
 
 # -- outside the service: the CLI and the report ----------------------------------------------
-def read_draft_file(path: Path) -> Draft:
-    """A draft from a JSON file; a file a user can fix raises :class:`UserError`."""
+def read_json_file(path: Path, what: str) -> Any:
+    """The JSON value of a file a user names (``what``: "draft", "post"); a missing or unreadable
+    file raises :class:`UserError` saying which."""
     import json
 
     from smp_platform.errors import UserError
 
     try:
-        body = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"no draft file {path}") from None
+        raise UserError(f"no {what} file {path}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"{path} is not a JSON draft: {error}") from None
+        raise UserError(f"{path} is not a JSON {what}: {error}") from None
+
+
+def read_draft_file(path: Path) -> Draft:
+    """A draft from a JSON file; a file a user can fix raises :class:`UserError`."""
+    from smp_platform.errors import UserError
+
+    body = read_json_file(path, "draft")
     if not isinstance(body, dict):
         raise UserError(f"{path} holds a JSON {type(body).__name__}, expected a draft object")
     try:

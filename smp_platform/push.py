@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from smp_platform.config import Settings
-from smp_platform.drafts import DRAFT_POST_ID, Draft, DraftError, parse_draft
+from smp_platform.drafts import DRAFT_POST_ID, Draft, DraftError, parse_draft, read_json_file
 
 log = logging.getLogger(__name__)
 
@@ -238,16 +238,9 @@ def push_post(
 def read_pushed_posts(path: Path) -> list[Draft]:
     """The posts of a JSON file: one ``POST /v1/posts`` body, or a list of them. Every post is
     checked before any is written; a file a user can fix raises :class:`UserError`."""
-    import json
-
     from smp_platform.errors import UserError
 
-    try:
-        body = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"no post file {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"{path} is not a JSON post: {error}") from None
+    body = read_json_file(path, "post")
     bodies = body if isinstance(body, list) else [body]
     drafts = []
     for i, item in enumerate(bodies):

@@ -85,3 +85,23 @@ def compose_profile(data_dir: Path, *, password: str | None = None):  # type: ig
             if password is not None:
                 admin.execute(f'DROP ROLE IF EXISTS "{name}"')
             admin.close()
+
+
+# The start of a script run with ``python -c`` that behaves like the lean API image: importing
+# torch fails; then FastAPI's TestClient, Settings and create_app are imported.
+WITHOUT_TORCH = """
+import importlib.abc, json, sys
+
+
+class NoTorch(importlib.abc.MetaPathFinder):  # the API image: torch is not installed
+    def find_spec(self, name, path, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoTorch())
+from fastapi.testclient import TestClient
+from smp_platform.config import Settings
+from smp_platform.service.app import create_app
+"""

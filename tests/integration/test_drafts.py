@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from smp_platform.service.runner import running_service
+from tests.helpers import WITHOUT_TORCH
 
 pytestmark = pytest.mark.integration
 
@@ -231,21 +232,9 @@ def test_cli_score_and_report_draw_the_curve(platform, tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
-LEAN_SCRIPT = """
-import importlib.abc, json, sys
-
-
-class NoTorch(importlib.abc.MetaPathFinder):  # the API image: torch is not installed
-    def find_spec(self, name, path, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
-sys.meta_path.insert(0, NoTorch())
-from fastapi.testclient import TestClient
-from smp_platform.config import Settings
-from smp_platform.service.app import create_app
+LEAN_SCRIPT = (
+    WITHOUT_TORCH
+    + """
 settings = Settings(data_dir=sys.argv[1], model_cache_dir=sys.argv[2])
 with TestClient(create_app(settings)) as client:
     draft = json.loads(sys.argv[3])
@@ -253,6 +242,7 @@ with TestClient(create_app(settings)) as client:
     lookup = client.get("/v1/posts/" + sys.argv[4] + "/popularity")
 print(json.dumps([scored.status_code, scored.json(), lookup.status_code, "torch" in sys.modules]))
 """
+)
 
 
 def test_without_the_features_extra_drafts_answer_503_and_lookups_still_work(platform) -> None:

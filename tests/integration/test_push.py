@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from smp_platform.config import ServiceSettings, Settings
 from smp_platform.service.runner import running_service
-from tests.helpers import compose_profile, fast_train_settings, write_subset
+from tests.helpers import WITHOUT_TORCH, compose_profile, fast_train_settings, write_subset
 
 pytestmark = pytest.mark.integration
 
@@ -352,21 +352,9 @@ def test_cli_ingest_push_stores_and_pushes_a_file_of_posts(
     assert "missing id: post.pid" in str(refused.exception or refused.output)
 
 
-LEAN_PUSH = """
-import importlib.abc, json, sys
-
-
-class NoTorch(importlib.abc.MetaPathFinder):  # the API image: torch is not installed
-    def find_spec(self, name, path, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
-sys.meta_path.insert(0, NoTorch())
-from fastapi.testclient import TestClient
-from smp_platform.config import Settings
-from smp_platform.service.app import create_app
+LEAN_PUSH = (
+    WITHOUT_TORCH
+    + """
 settings = Settings(data_dir=sys.argv[1], model_cache_dir=sys.argv[2],
                     service={"push_token": sys.argv[3]})
 with TestClient(create_app(settings)) as client:
@@ -375,6 +363,7 @@ with TestClient(create_app(settings)) as client:
     lookup = client.get("/v1/posts/PUSHED_LEAN/popularity")
 print(json.dumps([pushed.status_code, pushed.json(), lookup.status_code]))
 """
+)
 
 
 def test_without_the_features_extra_a_push_is_stored_but_not_put_online(
