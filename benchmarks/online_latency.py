@@ -58,6 +58,17 @@ def build_platform(root: Path, n_posts: int):  # type: ignore[no-untyped-def]
     return settings
 
 
+def platform_settings(data_dir: Path | None, n_posts: int, prefix: str):  # type: ignore[no-untyped-def]
+    """Settings of ``data_dir``, or of a new platform built on ``n_posts`` bundled posts."""
+    from smp_platform.config import Settings
+
+    if data_dir:
+        return Settings(data_dir=data_dir)
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    print(f"building a platform on {n_posts:,} bundled posts in {root} ...", flush=True)
+    return build_platform(root, n_posts)
+
+
 # -- HTTP clients (separate processes) --------------------------------------------------------
 def _client_loop(port: int, paths: list[str], queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     conn = http.client.HTTPConnection("127.0.0.1", port)
@@ -155,19 +166,13 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
-    from smp_platform.config import Settings
     from smp_platform.service.champion import read_champion
     from smp_platform.service.online import OnlineReader
     from smp_platform.service.scoring import Scorer
     from smp_platform.store import FeatureStoreGateway
     from smp_platform.warehouse import Warehouse
 
-    if args.data_dir:
-        settings = Settings(data_dir=args.data_dir)
-    else:
-        root = Path(tempfile.mkdtemp(prefix="smp-bench-"))
-        print(f"building a platform on {args.posts:,} bundled posts in {root} ...", flush=True)
-        settings = build_platform(root, args.posts)
+    settings = platform_settings(args.data_dir, args.posts, "smp-bench-")
     answer = read_champion(settings, None)
     if answer.loaded is None:
         raise SystemExit(f"no @champion in {settings.root}: run `make demo` or omit --data-dir")

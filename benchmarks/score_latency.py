@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -66,8 +65,8 @@ def main() -> None:
 
     import httpx
     import numpy as np
+    from online_latency import platform_settings
 
-    from smp_platform.config import Settings
     from smp_platform.drafts import (
         AuthorIndex,
         load_draft_encoders,
@@ -81,14 +80,7 @@ def main() -> None:
     from smp_platform.store import FeatureStoreGateway
     from smp_platform.warehouse import Warehouse
 
-    if args.data_dir:
-        settings = Settings(data_dir=args.data_dir)
-    else:
-        from online_latency import build_platform
-
-        root = Path(tempfile.mkdtemp(prefix="smp-bench-score-"))
-        print(f"building a platform on {args.posts:,} bundled posts in {root} ...", flush=True)
-        settings = build_platform(root, args.posts)
+    settings = platform_settings(args.data_dir, args.posts, "smp-bench-score-")
     champion = read_champion(settings, None).loaded
     if champion is None:
         raise SystemExit(f"no @champion in {settings.root}: run `make demo` or omit --data-dir")

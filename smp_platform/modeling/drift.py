@@ -395,11 +395,9 @@ def plot_drift(report: DriftReport, path: Path) -> Path:
     right.set_xlim(0, 1)
     fig.suptitle(f"Feature drift vs {report.reference or 'the reference'}", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    from smp_platform.modeling.report import save_figure
+
+    return save_figure(fig, path)
 
 
 def write_artifacts(report: DriftReport, out_dir: Path) -> list[Path]:

@@ -31,6 +31,17 @@ def _pyplot() -> Any:
     return plt
 
 
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (its folder made if needed) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def similarity_columns() -> list[str]:
     """The inconsistency signals: the similarity features of the text and image groups."""
     from feature_repo.feature_views import VIEWS
@@ -60,11 +71,7 @@ def plot_feature_importance(importance: pd.Series, path: Path, top: int = TOP_FE
     ax.set_xlabel("CatBoost importance (PredictionValuesChange)")
     ax.set_title("Feature importance")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _band_means(frame: pd.DataFrame, column: str, bands: pd.Series) -> pd.DataFrame:
@@ -97,9 +104,7 @@ def plot_similarity_by_band(frame: pd.DataFrame, path: Path) -> Path | None:
     ax.set_title("Inconsistency signals by popularity")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_perplexity_by_band(frame: pd.DataFrame, path: Path) -> Path | None:
@@ -133,9 +138,7 @@ def plot_perplexity_by_band(frame: pd.DataFrame, path: Path) -> Path | None:
     ax.set_title("Perplexity of the post text by popularity")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_adaptation(
@@ -177,9 +180,7 @@ def plot_adaptation(
         ax.set_xlabel("PC1")
         ax.set_ylabel("PC2")
     fig.colorbar(scatter, ax=axes, label="popularity")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_report(frame: pd.DataFrame, trained_model: TrainedModel, out_dir: Path) -> list[Path]:
