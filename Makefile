@@ -44,6 +44,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/online_latency.py
+	$(BIN)/python benchmarks/online_store.py
 	$(BIN)/python benchmarks/encoders.py
 
 # The compose stack built, started and driven end to end (root; installs docker.io, debootstrap,

@@ -38,6 +38,9 @@ APPLIED_MARKER = "applied.sha256"  # fingerprint of the definitions + config las
 # Environment variables the rendered feature_store.yaml references instead of secret values.
 POSTGRES_DSN_ENV = "SMP_COMPOSE__POSTGRES_DSN"
 REDIS_PASSWORD_ENV = "SMP_FEAST_REDIS_PASSWORD"
+# The embedded profile's online store (imported by Feast from this path, not here: Feast's
+# import costs seconds that an up-to-date refresh should not pay).
+WIDE_SQLITE = "smp_platform.online_store.WideSqliteOnlineStore"
 
 
 _ARROW_TYPES = {
@@ -154,7 +157,8 @@ class FeatureStoreGateway:
                 "registry_store_type": "smp_platform.feast_registry.AtomicFileRegistryStore",
                 "cache_ttl_seconds": 10,
             }
-            online = {"type": "sqlite", "path": str(s.feast_dir / "online.db")}
+            # Feast's SQLite store with one row per post and view (smp_platform.online_store)
+            online = {"type": WIDE_SQLITE, "path": str(s.feast_dir / "online.db")}
         return {
             "project": s.feast_project,
             "provider": "local",

@@ -15,13 +15,15 @@ Why not ``FeatureStore.get_online_features``:
   values per post, never nulls).
 - **Speed.** ``get_online_features`` converts every value to Python and back (measured: 623 ms
   for 1,000 rows of the full feature service). Here values are decoded straight into numpy:
-  for Feast's SQLite online store by one SQL read per view of Feast's own table (Feast's table
-  name and entity-key serialization), with the ``ValueProto`` bytes decoded column by column;
-  for any other online store (Redis in the compose stack) through the provider's
-  ``online_read``, decoded per value.
+  for the embedded online store (:class:`~smp_platform.online_store.WideSqliteOnlineStore`,
+  one row per post and view) by **one SQL statement for every view** (the posts as a ``VALUES``
+  list, each view's table left-joined on Feast's serialized entity key), with the
+  ``ValueProto`` bytes decoded column by column; for any other online store (Redis in the
+  compose stack) through the provider's ``online_read``, decoded per value.
 
-Feast's feature views and online store stay the single source: the table, the key encoding and
-the feature names all come from Feast.
+Feast's feature views and online store stay the single source: Feast materializes and pushes
+into the tables read here, and the table names, the key encoding and the feature names all come
+from Feast and the store class it loads.
 """
 
 from __future__ import annotations
@@ -107,7 +109,11 @@ class OnlineReader:
     """Reads the features of one feature service for many posts in one call per view."""
 
     def __init__(self, store: Any, service_name: str) -> None:
-        from feast.infra.online_stores.sqlite import SqliteOnlineStore
+        from smp_platform.online_store import (
+            WideSqliteOnlineStore,
+            string_key_encoder,
+            wide_table_name,
+        )
 
         self.service_name = service_name
         self.config = store.config
@@ -115,8 +121,14 @@ class OnlineReader:
         self.online_store = store._get_provider().online_store
         self.columns = [name for read in self.views for name in read.features]
         self._sqlite_path: str | None = None
-        if isinstance(self.online_store, SqliteOnlineStore):
-            self._sqlite_path = SqliteOnlineStore._get_db_path(self.config)
+        if isinstance(self.online_store, WideSqliteOnlineStore):
+            self._sqlite_path = WideSqliteOnlineStore._get_db_path(self.config)
+        self._tables = [wide_table_name(self.config, read.view) for read in self.views]
+        self._key = string_key_encoder(self.config, "post_id")
+        # (statement, the (feature, kind) of each column it selects): built on the first read
+        # (the file may not exist before), replaced as a whole when the schema changed
+        # (complete: every served feature has a column; a plan that lacks one is rebuilt)
+        self._plan: tuple[str, list[tuple[str, str]], bool] | None = None
         self._local = threading.local()
 
     # -- public -------------------------------------------------------------------------
@@ -143,7 +155,7 @@ class OnlineReader:
         """One read of a key that does not exist: proves the store answers."""
         self.read(["__smp_readiness_probe__"])
 
-    # -- SQLite: Feast's own table, decoded column by column ------------------------------
+    # -- SQLite, one row per post and view: all views in one statement ------------------
     def _connection(self) -> sqlite3.Connection:
         assert self._sqlite_path is not None
         path = self._sqlite_path
@@ -168,38 +180,58 @@ class OnlineReader:
             return conn
         return cached[1]  # type: ignore[no-any-return]
 
-    def _read_sqlite(self, block: FeatureBlock) -> None:
-        from feast.infra.key_encoding_utils import serialize_entity_key
-        from feast.infra.online_stores.sqlite import _table_id
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-        from feast.protos.feast.types.Value_pb2 import Value
+    def _select(self, conn: sqlite3.Connection) -> tuple[str, list[tuple[str, str]], bool]:
+        """``SELECT <every served column of every view> FROM keys LEFT JOIN <each view's
+        table>``: the tables and their columns as the store holds them now (a feature the
+        table has no column for yet reads as null)."""
+        from smp_platform.online_store import feature_column, quote, table_features
 
-        version = self.config.entity_key_serialization_version
-        keys = [
-            serialize_entity_key(
-                EntityKey(join_keys=["post_id"], entity_values=[Value(string_val=p)]), version
-            )
-            for p in block.post_ids
-        ]
-        index = {key: i for i, key in enumerate(keys)}
-        unique_keys = list(index)
+        columns = []
+        joins = []
+        read_columns = []
+        for i, read in enumerate(self.views):
+            table = self._tables[i]
+            stored = table_features(conn, table)
+            joins.append(f"LEFT JOIN {quote(table)} AS t{i} ON t{i}.entity_key = k.key")
+            for name in read.features:
+                if name in stored:
+                    columns.append(f"t{i}.{feature_column(name)}")
+                    read_columns.append((name, read.kinds[name]))
+        select = f"SELECT {', '.join(columns) or 'NULL'} FROM k {' '.join(joins)} ORDER BY k.i"
+        return select, read_columns, len(read_columns) == len(self.columns)
+
+    def _read_sqlite(self, block: FeatureBlock) -> None:
+        keys = list(map(self._key, block.post_ids))
         conn = self._connection()
-        versioning = self.config.registry.enable_online_feature_view_versioning
         n = len(block)
-        for read in self.views:
-            table = _table_id(self.config.project, read.view, versioning)
-            features = read.features
-            query = (
-                f'SELECT entity_key, feature_name, value FROM "{table}" '
-                f"WHERE entity_key IN ({','.join('?' * len(unique_keys))}) "
-                f"AND feature_name IN ({','.join('?' * len(features))}) "
-                "ORDER BY entity_key, feature_name"
-            )
-            rows = conn.execute(query, [*unique_keys, *features]).fetchall()
-            columns = _columns_by_feature(rows, features, index, n)
-            for name in features:
-                positions, values = columns[name]
-                _decode_into(block, name, read.kinds[name], positions, values, n)
+        values = ", ".join(f"({i}, ?)" for i in range(n))
+        plan = self._plan if self._plan and self._plan[2] else self._select(conn)
+        try:
+            rows = conn.execute(f"WITH k(i, key) AS (VALUES {values}) {plan[0]}", keys).fetchall()
+        except sqlite3.OperationalError as error:
+            if "no such column" not in str(error) and "no such table" not in str(error):
+                raise
+            # the views were applied again since this reader was built: read the schema again
+            plan = self._select(conn)
+            try:
+                rows = conn.execute(
+                    f"WITH k(i, key) AS (VALUES {values}) {plan[0]}", keys
+                ).fetchall()
+            except sqlite3.OperationalError as again:
+                if "no such table" not in str(again):
+                    raise
+                raise OnlineStoreUnavailable(
+                    f"{again}: the online store has not been set up for these feature views "
+                    "(a data dir from before the one-row-per-post layout, or never refreshed): "
+                    "run `smp refresh` once, it applies the definitions and moves the rows"
+                ) from again
+        self._plan = plan
+        if len(rows) != n:
+            raise OnlineStoreUnavailable(f"read {len(rows)} rows for {n} posts")
+        if not plan[1]:
+            return
+        for (name, kind), column in zip(plan[1], zip(*rows, strict=True), strict=True):
+            _native_into(block, name, kind, column)
 
     # -- any other online store: the provider's online_read --------------------------------
     def _read_provider(self, block: FeatureBlock) -> None:
@@ -236,33 +268,6 @@ def _expand(block: FeatureBlock, post_ids: list[str]) -> FeatureBlock:
         {name: [values[i] for i in rows] for name, values in block.strings.items()},
         {name: [values[i] for i in rows] for name, values in block.embeddings.items()},
     )
-
-
-def _columns_by_feature(
-    rows: list[tuple[bytes, str, bytes]],
-    features: tuple[str, ...],
-    index: dict[bytes, int],
-    n: int,
-) -> dict[str, tuple[list[int], list[bytes]]]:
-    """Row positions and value bytes per feature.
-
-    Materialize writes every feature of a view for a post, so the rows (ordered by key, then
-    feature) are usually whole blocks of ``len(features)``: then each feature is a slice.
-    """
-    width = len(features)
-    if rows and len(rows) % width == 0:
-        keys, names, values = zip(*rows, strict=True)
-        per_post = len(rows) // width
-        if all(names[j::width].count(features[j]) == per_post for j in range(width)):
-            positions = [index[k] for k in keys[::width]]
-            return {name: (positions, list(values[j::width])) for j, name in enumerate(features)}
-    columns: dict[str, tuple[list[int], list[bytes]]] = {name: ([], []) for name in features}
-    for key, name, value in rows:
-        entry = columns.get(name)
-        if entry is not None:
-            entry[0].append(index[key])
-            entry[1].append(value)
-    return columns
 
 
 # -- ValueProto bytes -> numpy --------------------------------------------------------------
@@ -308,6 +313,44 @@ def _decode_into(
             if vector is not None:
                 block.found[i] = True
         block.embeddings[name] = vectors
+
+
+def _native_into(block: FeatureBlock, name: str, kind: str, column: Sequence[Any]) -> None:
+    """One feature of every post, as the wide SQLite store holds it: SQLite's own numbers and
+    strings, NULL, or serialized ValueProto bytes (lists; rows moved from Feast's layout)."""
+    n = len(column)
+    if kind in (NUMERIC, BOOL):
+        try:
+            numbers = np.array(column, dtype=np.float64)  # None -> NaN
+        except (TypeError, ValueError):  # bytes among them
+            numbers = np.array([_number(v) for v in column], dtype=np.float64)
+        block.numeric[name] = numbers
+        block.found |= ~np.isnan(numbers)
+        return
+    if kind == STRING:
+        strings = list(column)
+        if not {type(v) for v in strings} <= {str, type(None)}:
+            strings = [v if v is None or isinstance(v, str) else _string(v) for v in strings]
+        block.strings[name] = strings
+        present = [i for i, v in enumerate(strings) if v is not None]
+        block.found[present] = True
+        return
+    positions = [i for i, v in enumerate(column) if v is not None]
+    _decode_into(block, name, kind, positions, [column[i] for i in positions], n)
+
+
+def _number(stored: Any) -> float:
+    if stored is None:
+        return math.nan
+    if isinstance(stored, bytes):
+        return _decode_number(stored)
+    return float(stored)
+
+
+def _string(stored: Any) -> str | None:
+    if isinstance(stored, bytes):
+        return _decode_string(stored)
+    return None if stored is None else str(stored)
 
 
 def _python_value(value: bytes) -> Any:
