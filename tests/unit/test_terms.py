@@ -103,3 +103,6 @@ def test_the_services_numpy_terms_equal_the_fitted_reducer() -> None:
     ]
     # equal to the bit: a last-bit difference can move a CatBoost split (see _Terms.reduce)
     np.testing.assert_array_equal(fast.reduce(posts), reducer.transform(posts))
+    # a batch is reduced together; each post alone gives the same bits
+    alone = np.vstack([fast.reduce([post]) for post in posts])
+    np.testing.assert_array_equal(alone, reducer.transform(posts))
