@@ -44,7 +44,9 @@ def _objects(extra_feature: bool = False) -> tuple[Any, Any, Any, Any]:
     return post, tabular, text, service
 
 
-def _store(root: Path, online_type: str = WIDE, extra_feature: bool = False) -> Any:
+def _store(
+    root: Path, online_type: str = WIDE, extra_feature: bool = False, apply: bool = True
+) -> Any:
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
@@ -58,7 +60,8 @@ def _store(root: Path, online_type: str = WIDE, extra_feature: bool = False) -> 
         repo_path=root,
     )
     store = FeatureStore(config=config)
-    store.apply(list(_objects(extra_feature)))
+    if apply:
+        store.apply(list(_objects(extra_feature)))
     return store
 
 
@@ -242,6 +245,17 @@ def test_a_data_dir_in_feasts_own_layout_is_moved_on_apply(tmp_path: Path) -> No
     with sqlite3.connect(tmp_path / "online.db") as con:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert tables == {"wide_tabular_wide", "wide_text_wide"}
+
+
+def test_a_data_dir_not_yet_applied_says_which_command_moves_it(tmp_path: Path) -> None:
+    from smp_platform.service.online import OnlineReader, OnlineStoreUnavailable
+
+    legacy = _store(tmp_path, online_type="sqlite")
+    tabular, _ = _frames(3)
+    legacy.write_to_online_store("tabular", tabular)
+    upgraded = _store(tmp_path, apply=False)  # new code, the old data dir, no refresh yet
+    with pytest.raises(OnlineStoreUnavailable, match="run `smp refresh` once"):
+        OnlineReader(upgraded, "svc").read(["p0001"])
 
 
 def test_the_fast_entity_key_is_feasts_serialization(tmp_path: Path) -> None:
