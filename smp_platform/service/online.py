@@ -320,10 +320,12 @@ def _native_into(block: FeatureBlock, name: str, kind: str, column: Sequence[Any
     strings, NULL, or serialized ValueProto bytes (lists; rows moved from Feast's layout)."""
     n = len(column)
     if kind in (NUMERIC, BOOL):
-        try:
-            numbers = np.array(column, dtype=np.float64)  # None -> NaN
-        except (TypeError, ValueError):  # bytes among them
+        if bytes in set(map(type, column)):
+            # Asked first, never left to numpy: it parses bytes as text, and a serialized
+            # ValueProto can read as a number (int64 49 is b" 1", which it takes for 1.0).
             numbers = np.array([_number(v) for v in column], dtype=np.float64)
+        else:
+            numbers = np.array(column, dtype=np.float64)  # None -> NaN
         block.numeric[name] = numbers
         block.found |= ~np.isnan(numbers)
         return

@@ -220,6 +220,8 @@ def test_a_data_dir_in_feasts_own_layout_is_moved_on_apply(tmp_path: Path) -> No
 
     legacy = _store(tmp_path, online_type="sqlite")
     tabular, text = _frames(12)
+    # int64 49 is serialized b" 1" (tag 0x20, varint 0x31): text a float parser would take as 1
+    tabular.loc[5, "tag_count"] = 49
     legacy.write_to_online_store("tabular", tabular)
     legacy.write_to_online_store("text", text)
     before = _feast_values(legacy, ["p0000", "p0005", "p0011", "missing"])
@@ -237,6 +239,7 @@ def test_a_data_dir_in_feasts_own_layout_is_moved_on_apply(tmp_path: Path) -> No
         want = [np.nan if v is None else float(v) for v in before[name]]
         np.testing.assert_array_equal(block.numeric[name], want)
     assert np.array_equal(block.embeddings["embedding"][1], np.float32(before["embedding"][1]))
+    assert OnlineReader(upgraded, "svc").read(["p0005"]).numeric["tag_count"][0] == 49
     # a post written again is stored the new way beside the moved ones
     upgraded.write_to_online_store("tabular", tabular.iloc[[5]].assign(likes=0.25))
     block = OnlineReader(upgraded, "svc").read(["p0005", "p0011"])
