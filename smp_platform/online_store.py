@@ -176,6 +176,11 @@ class WideSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
 class WideSqliteOnlineStore(SqliteOnlineStore):
     """Feast's SQLite online store with one row per entity and view (see the module doc)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        # each wide table's feature columns, as last read (see _features)
+        self._feature_columns: dict[str, set[str]] = {}
+
     # -- writes ---------------------------------------------------------------------------
     def online_write_batch(
         self,
@@ -227,7 +232,7 @@ class WideSqliteOnlineStore(SqliteOnlineStore):
             return self._online_read(config, table, entity_keys, requested_features)
         except sqlite3.OperationalError:
             # the table was dropped and created again since its columns were cached
-            self.__dict__.get("_feature_columns", {}).pop(wide_table_name(config, table), None)
+            self._feature_columns.pop(wide_table_name(config, table), None)
             return self._online_read(config, table, entity_keys, requested_features)
 
     def _online_read(
@@ -268,10 +273,9 @@ class WideSqliteOnlineStore(SqliteOnlineStore):
     def _features(self, conn: sqlite3.Connection, table: str, wanted: Iterable[str]) -> set[str]:
         """The table's feature columns, cached: read again when a wanted one is not among them
         (an ``apply`` in another process may have added it)."""
-        cache: dict[str, set[str]] = self.__dict__.setdefault("_feature_columns", {})
-        known = cache.get(table)
+        known = self._feature_columns.get(table)
         if known is None or not known.issuperset(wanted):
-            known = cache[table] = table_features(conn, table)
+            known = self._feature_columns[table] = table_features(conn, table)
         return known
 
     # -- schema ---------------------------------------------------------------------------

@@ -179,13 +179,9 @@ def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> R
     )
 
 
-def _error(status: int, detail: str, *, retry: bool = False) -> Response:
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if retry else None
+def _error(status: int, detail: str, *, retry_after: int | None = None) -> Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return _json(status, {"detail": detail}, headers)
-
-
-def _error_after(status: int, detail: str, seconds: int) -> Response:
-    return _json(status, {"detail": detail}, {"Retry-After": str(seconds)})
 
 
 def invalid_post_id(post_id: str) -> str | None:
@@ -287,13 +283,6 @@ def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
         lifespan=lifespan,
         description="Popularity of social media posts from the @champion model.",
     )
-    # ``lookup`` is defined below; the middleware looks it up per request through this cell
-    fast_lookup: list[Callable[[str], Response]] = []
-    app.add_middleware(
-        ServiceMiddleware,  # type: ignore[arg-type]
-        metrics=metrics,
-        lookup=lambda post_id: fast_lookup[0](post_id),
-    )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> Response:
@@ -311,12 +300,14 @@ def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
             detail += f" (registry: {watcher.state.last_error})"
         else:
             detail += "; run `smp train` and `smp promote`"
-        return _error(503, detail, retry=True)
+        return _error(503, detail, retry_after=RETRY_AFTER_SECONDS)
 
     def store_down(error: OnlineStoreUnavailable) -> Response:
         metrics.online_store_errors.inc()
         log.warning("online store unavailable: %s", error)
-        return _error(503, f"the online store is unavailable: {error}", retry=True)
+        return _error(
+            503, f"the online store is unavailable: {error}", retry_after=RETRY_AFTER_SECONDS
+        )
 
     @app.get("/healthz", response_model=Health)
     async def healthz() -> Response:
@@ -401,7 +392,8 @@ def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
         """The champion's popularity prediction for one post."""
         return lookup(post_id)
 
-    fast_lookup.append(lookup)
+    # The middleware answers a valid one-post lookup through the same function.
+    app.add_middleware(ServiceMiddleware, metrics=metrics, lookup=lookup)  # type: ignore[arg-type]
 
     @app.post(
         "/v1/posts/popularity:batch",
@@ -559,7 +551,7 @@ def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
         try:
             result = await run_in_threadpool(push_one, parsed)
         except DataDirBusy as error:
-            return _error_after(503, f"cannot store the post now: {error}", retry_after)
+            return _error(503, f"cannot store the post now: {error}", retry_after=retry_after)
         except PostConflict as error:
             return _error(409, str(error))
         status = 202 if not result.online else 201 if result.stored == "inserted" else 200

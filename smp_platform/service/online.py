@@ -205,18 +205,20 @@ class OnlineReader:
         conn = self._connection()
         n = len(block)
         values = ", ".join(f"({i}, ?)" for i in range(n))
+
+        def fetch(plan: tuple[str, Any, bool]) -> list[tuple[Any, ...]]:
+            return conn.execute(f"WITH k(i, key) AS (VALUES {values}) {plan[0]}", keys).fetchall()
+
         plan = self._plan if self._plan and self._plan[2] else self._select(conn)
         try:
-            rows = conn.execute(f"WITH k(i, key) AS (VALUES {values}) {plan[0]}", keys).fetchall()
+            rows = fetch(plan)
         except sqlite3.OperationalError as error:
             if "no such column" not in str(error) and "no such table" not in str(error):
                 raise
             # the views were applied again since this reader was built: read the schema again
             plan = self._select(conn)
             try:
-                rows = conn.execute(
-                    f"WITH k(i, key) AS (VALUES {values}) {plan[0]}", keys
-                ).fetchall()
+                rows = fetch(plan)
             except sqlite3.OperationalError as again:
                 if "no such table" not in str(again):
                     raise
