@@ -97,35 +97,19 @@ def _author_row(draft: Draft, warehouse: Any) -> dict[str, Any] | None:
     latest = warehouse.latest_author(draft.user_id)
     if latest is None:
         return None
-    return {**latest, "post_id": draft.post["post_id"], "content_hash": None}
+    return {**latest, "post_id": draft.post["post_id"]}
 
 
 def pushed_batch(draft: Draft, author: dict[str, Any] | None, source: str) -> Any:
-    """The one-post :class:`~smp_platform.warehouse.ParsedBatch` the warehouse ingests."""
-    from smp_platform.sources.assembly import content_hash
-    from smp_platform.warehouse import (
-        AUTHOR_COLUMNS,
-        AUTHOR_CONTENT_COLUMNS,
-        LABEL_COLUMNS,
-        POST_COLUMNS,
-        POST_CONTENT_COLUMNS,
-        QUARANTINE_COLUMNS,
-        ParsedBatch,
-        frame_from_records,
-    )
+    """The one-post :class:`~smp_platform.warehouse.ParsedBatch` the warehouse ingests: the
+    file readers' own assembly (content hashes, columns) of one post."""
+    from smp_platform.sources.assembly import PostDraft, assemble_batch
+    from smp_platform.sources.quarantine import QuarantineLog
 
     post = {**draft.post, "media_path": None, "source_file": source}
-    post["content_hash"] = content_hash(post, POST_CONTENT_COLUMNS)
-    authors = []
-    if author is not None:
-        author = {**author, "content_hash": content_hash(author, AUTHOR_CONTENT_COLUMNS)}
-        authors.append(author)
-    return ParsedBatch(
-        posts=frame_from_records([post], POST_COLUMNS),
-        authors=frame_from_records(authors, AUTHOR_COLUMNS),
-        labels=frame_from_records([], LABEL_COLUMNS),
-        quarantine=frame_from_records([], QUARANTINE_COLUMNS),
-    )
+    # assemble_batch writes the content hashes into the dicts it is given: copies
+    author = dict(author) if author is not None else None
+    return assemble_batch([PostDraft(post, author, source, 0, "")], [], QuarantineLog())
 
 
 def pushed_groups(settings: Settings) -> list[str]:
@@ -155,7 +139,7 @@ def store_post(settings: Settings, draft: Draft, source: str) -> tuple[str, Any,
                 batch.posts["content_hash"].iloc[0],
                 batch.authors["content_hash"].iloc[0] if len(batch.authors) else None,
             )
-            if tuple(stored) != wanted:
+            if stored != wanted:
                 raise PostConflict(
                     f"post {post_id} is already stored with other content; a push adds a new "
                     "post. Correct a stored post by loading its files (smp ingest) and "
@@ -199,8 +183,9 @@ def compute_pushed_features(
     from smp_platform.refresh import compute_group, input_hashes, with_extra_inputs
 
     frames: dict[str, Any] = {}
+    posts = posts.assign(input_hash=input_hashes(posts))
     for group in pushed_groups(settings):
-        keyed = with_extra_inputs(group, posts.assign(input_hash=input_hashes(posts)), labels)
+        keyed = with_extra_inputs(group, posts, labels)
         computed, _ = compute_group(group, keyed, history, settings, labels)
         frames.update(computed)
     return frames
@@ -258,12 +243,14 @@ def push_file(settings: Settings, path: Path) -> list[PushResult]:
     """``smp ingest --push``: every post of the file stored and pushed (caller holds the lock).
     A conflicting post stops the run (the ones before it are stored) with a UserError."""
     from smp_platform.errors import UserError
+    from smp_platform.store import FeatureStoreGateway
 
     drafts = read_pushed_posts(path)
+    gateway = FeatureStoreGateway(settings)  # one Feast store for the file, not one per post
     results = []
     for draft in drafts:
         try:
-            results.append(push_post(settings, draft, source=str(path)))
+            results.append(push_post(settings, draft, source=str(path), gateway=gateway))
         except PostConflict as error:
             raise UserError(str(error)) from None
     return results

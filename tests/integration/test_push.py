@@ -207,13 +207,20 @@ def _push_served_then_superseded(platform: Pushed, expected_views: set[str]) -> 
     return figures
 
 
+def _print_figures(store: str, figures: dict[str, float]) -> None:
+    print(
+        f"\n{store}: push + lookup {figures['push_then_lookup_s'] * 1000:.0f} ms; the pushed "
+        f"row's popularity minus the nightly row's {figures['pushed_minus_nightly']:+.4f}"
+    )
+
+
 def test_pushed_post_is_served_at_once_then_the_nightly_row_wins_sqlite(
     sqlite_platform: Pushed,
 ) -> None:
     from feature_repo.feature_views import PUSHED_VIEWS
 
     figures = _push_served_then_superseded(sqlite_platform, set(PUSHED_VIEWS))
-    print(f"\nSQLite: push + lookup {figures['push_then_lookup_s'] * 1000:.0f} ms")
+    _print_figures("SQLite", figures)
 
 
 def test_pushed_post_on_redis_then_the_nightly_row_wins(
@@ -224,7 +231,7 @@ def test_pushed_post_on_redis_then_the_nightly_row_wins(
     with compose_profile(tmp_path / "data") as (settings, _):
         platform = _platform(_with_token(settings), tmp_path, n=120)
         figures = _push_served_then_superseded(platform, set(group_views("tabular")))
-    print(f"\nRedis: push + lookup {figures['push_then_lookup_s'] * 1000:.0f} ms")
+    _print_figures("Redis", figures)
 
 
 # -- the token, bad input, the writer lock ------------------------------------------------------
