@@ -242,10 +242,15 @@ class Settings(BaseSettings):
         return self.root / "reports"
 
     @property
+    def mlflow_db_path(self) -> Path:
+        """The embedded profile's MLflow backend (SQLite)."""
+        return self.root / "mlflow.db"
+
+    @property
     def mlflow_tracking_uri(self) -> str:
         if self.profile == "compose":
             return self.compose.mlflow_tracking_uri.get_secret_value()
-        return f"sqlite:///{self.root / 'mlflow.db'}"
+        return f"sqlite:///{self.mlflow_db_path}"
 
     @property
     def mlflow_artifact_root(self) -> str:

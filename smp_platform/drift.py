@@ -90,7 +90,7 @@ def champion_reference(registry: ModelRegistry) -> ChampionReference | None:
 def _no_champion_possible(settings: Settings) -> bool:
     # An embedded data dir without an MLflow database has no champion: say so without
     # creating the database (a first refresh runs long before any training).
-    return settings.profile == "embedded" and not (settings.root / "mlflow.db").exists()
+    return settings.profile == "embedded" and not settings.mlflow_db_path.exists()
 
 
 def refresh_drift(settings: Settings, post_ids: Sequence[str]) -> str:
@@ -109,7 +109,9 @@ def refresh_drift(settings: Settings, post_ids: Sequence[str]) -> str:
         return "not measured: no champion yet"
     if reference.profile is None:
         return f"not measured: champion v{reference.version} has no reference profile (retrain it)"
-    batch = batch_features(settings, ids, reference.feature_service)
+    from smp_platform.predict import posts_frame
+
+    batch = posts_frame(settings, ids, reference.feature_service)
     report = measure_against(settings, reference.profile, batch, reference.label)
     run_id = registry.record_drift(
         report,
@@ -117,21 +119,6 @@ def refresh_drift(settings: Settings, post_ids: Sequence[str]) -> str:
     )
     log.info("drift of the refreshed posts (run %s): %s", run_id, report.summary())
     return report.summary()
-
-
-def batch_features(settings: Settings, post_ids: Sequence[str], service: str) -> pd.DataFrame:
-    """The posts' features of a feature service as of their publication (point in time)."""
-    from feature_repo.data_sources import EVENT_TIMESTAMP
-    from feature_repo.entities import POST_ID
-    from smp_platform.store import FeatureStoreGateway
-    from smp_platform.warehouse import Warehouse
-
-    with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
-        posts = warehouse.posts_frame(list(post_ids))
-    entities = pd.DataFrame(
-        {POST_ID: posts[POST_ID].to_numpy(), EVENT_TIMESTAMP: posts["posted_at"].to_numpy()}
-    )
-    return FeatureStoreGateway(settings).historical_features(entities, service)
 
 
 def validation_drift(
@@ -155,7 +142,6 @@ class LatestDrift:
     tags: dict[str, str]
     table: pd.DataFrame
     plot: Path | None
-    folder: Path
 
 
 def latest_drift(settings: Settings) -> LatestDrift | None:
@@ -182,5 +168,4 @@ def latest_drift(settings: Settings) -> LatestDrift | None:
         tags=dict(run.data.tags),
         table=table,
         plot=plot if plot.exists() else None,
-        folder=folder,
     )

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FrameSource = Callable[[str], pd.DataFrame]  # feature service -> its labelled frame
-# champion version -> (drift report or None, the line for the record, blocks the promotion?)
-DriftGate = Callable[[str], tuple["DriftReport | None", str, bool]]
+# (champion version, its feature service) -> (drift report or None, the line for the record,
+# blocks the promotion?)
+DriftGate = Callable[[str, str], tuple["DriftReport | None", str, bool]]
 
 
 def promote(
@@ -56,6 +57,7 @@ def promote(
     current = registry.champion()
     champion_version = current[0] if current else None
     champion_metrics = None
+    drift_report, drift = None, ""
     if current is None:
         promoted, reason = True, "first champion: no version held the alias"
     elif champion_version == candidate_version:
@@ -64,15 +66,14 @@ def promote(
     else:
         champion_metrics = evaluate_fn(str(champion_version))
         promoted, reason = decide(candidate_metrics, champion_metrics, mae_tolerance)
-    drift_report, drift = None, ""
-    if drift_gate is not None and champion_version not in (None, candidate_version):
-        drift_report, drift, blocks = drift_gate(str(champion_version))
-        if blocks:
-            assert drift_report is not None
-            why = drift_report.reason()
-            # drift first: a better score on posts unlike the champion's says little
-            reason = why if promoted else f"{why}; and {reason}"
-            promoted = False
+        if drift_gate is not None:
+            drift_report, drift, blocks = drift_gate(str(current[0]), str(current[1]))
+            if blocks:
+                assert drift_report is not None
+                why = drift_report.reason()
+                # drift first: a better score on posts unlike the champion's says little
+                reason = why if promoted else f"{why}; and {reason}"
+                promoted = False
     if promoted:
         registry.set_champion(candidate_version)
     decision = PromotionDecision(
@@ -191,20 +192,26 @@ def promote_candidate(settings: Settings, version: str | None = None) -> Promoti
         version,
         comparison.evaluate,
         comparison=lambda: comparison.description,
-        drift_gate=lambda _champion: validation_drift_gate(settings, registry, comparison),
+        drift_gate=lambda version, service: validation_drift_gate(
+            settings, registry, comparison, version, service
+        ),
     )
 
 
 def validation_drift_gate(
-    settings: Settings, registry: ModelRegistry, comparison: BacktestComparison
+    settings: Settings,
+    registry: ModelRegistry,
+    comparison: BacktestComparison,
+    champion_version: str,
+    feature_service: str,
 ) -> tuple[DriftReport | None, str, bool]:
     """The candidate's validation posts (its backtest window, with the champion's features)
     against the champion's training frame: (report, line, blocks?)."""
-    from smp_platform.drift import champion_reference, validation_drift
+    from smp_platform.drift import ChampionReference, validation_drift
 
-    reference = champion_reference(registry)
-    if reference is None:
-        return None, "not measured: no champion", False
+    reference = ChampionReference(
+        champion_version, feature_service, registry.reference_profile(champion_version)
+    )
     _, validation = comparison.split(reference.feature_service)
     report, line = validation_drift(settings, reference, validation)
     blocks = report is not None and report.beyond_bound and settings.drift.block_promotion

@@ -99,17 +99,16 @@ def numeric_shares(values: pd.Series, cuts: Sequence[float]) -> tuple[list[float
     return [float(c) / total for c in counts], float((~present).sum()) / total
 
 
-def category_shares(values: pd.Series, top: Sequence[str]) -> tuple[list[float], float, float]:
-    """(shares of the ``top`` categories then ``<other>``, null share), as shares of all rows,
-    and the ``<other>`` share alone."""
+def category_shares(values: pd.Series, top: Sequence[str]) -> tuple[list[float], float]:
+    """(shares of the ``top`` categories then ``<other>``, null share), as shares of all rows."""
     total = len(values)
     if total == 0:
-        return [0.0] * (len(top) + 1), 0.0, 0.0
+        return [0.0] * (len(top) + 1), 0.0
     present = values.dropna().astype(str)
     counts = present.value_counts()
     shares = [float(counts.get(c, 0)) / total for c in top]
     other = (len(present) - sum(int(counts.get(c, 0)) for c in top)) / total
-    return [*shares, other], float(total - len(present)) / total, other
+    return [*shares, other], float(total - len(present)) / total
 
 
 # -- the profile ----------------------------------------------------------------------------
@@ -139,10 +138,14 @@ def _numeric_entry(kind: str, source: str, values: pd.Series, bins: int) -> dict
 
 
 def _embedding_summary(
-    values: pd.Series, dim: int, mean: np.ndarray, directions: np.ndarray
+    matrix: np.ndarray, index: pd.Index, mean: np.ndarray, directions: np.ndarray
 ) -> dict[str, pd.Series]:
-    matrix = embedding_matrix(values, dim).astype(np.float64)
-    present = np.isfinite(matrix).all(axis=1) if dim else np.zeros(len(matrix), bool)
+    """Each row's norm and its projections on ``directions`` (float64 ``matrix``, NaN rows
+    for missing embeddings)."""
+    if matrix.shape[1]:
+        present = np.isfinite(matrix).all(axis=1)
+    else:
+        present = np.zeros(len(matrix), bool)
     out = {"norm": np.full(len(matrix), np.nan)}
     # rounded: unit-norm encoders differ only by float error, which must not make bins
     out["norm"][present] = np.round(np.linalg.norm(matrix[present], axis=1), 4)
@@ -151,7 +154,7 @@ def _embedding_summary(
         projected[present] = (matrix[present] - mean) @ directions.T
     for i in range(len(directions)):
         out[f"pc{i}"] = projected[:, i]
-    return {name: pd.Series(v, index=values.index) for name, v in out.items()}
+    return {name: pd.Series(v, index=index) for name, v in out.items()}
 
 
 def build_profile(
@@ -173,7 +176,7 @@ def build_profile(
         counts = values.dropna().astype(str).value_counts()
         common = counts[counts >= MIN_BIN_SHARE * len(values)]
         top = [str(c) for c in common.index[:TOP_CATEGORIES]]
-        shares, null_share, _ = category_shares(values, top)
+        shares, null_share = category_shares(values, top)
         features[column] = {
             "kind": "categorical",
             "source": column,
@@ -204,7 +207,7 @@ def build_profile(
             "mean": [float(x) for x in mean],
             "directions": [[float(x) for x in row] for row in directions],
         }
-        summary = _embedding_summary(frame[column], matrix.shape[1], mean, directions)
+        summary = _embedding_summary(matrix, frame.index, mean, directions)
         for name, values in summary.items():
             features[f"{column}:{name}"] = _numeric_entry("embedding", column, values, bins)
     return {
@@ -283,7 +286,13 @@ class DriftReport:
         }
 
 
-def _batch_values(frame: pd.DataFrame, name: str, entry: dict[str, Any], cache: dict) -> pd.Series:
+def _batch_values(
+    frame: pd.DataFrame,
+    name: str,
+    entry: dict[str, Any],
+    embeddings: dict[str, Any],
+    cache: dict[str, dict[str, pd.Series]],
+) -> pd.Series:
     source = entry["source"]
     missing = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     column = frame[source] if source in frame.columns else missing
@@ -295,12 +304,13 @@ def _batch_values(frame: pd.DataFrame, name: str, entry: dict[str, Any], cache: 
         return column.astype(object)
     # embedding summaries: project once per embedding column
     if source not in cache:
-        spec = cache["__profile__"]["embeddings"][source]
+        spec = embeddings[source]
+        dim = int(spec["dim"])
         cache[source] = _embedding_summary(
-            column,
-            int(spec["dim"]),
+            embedding_matrix(column, dim).astype(np.float64),
+            column.index,
             np.asarray(spec["mean"], dtype=np.float64),
-            np.asarray(spec["directions"], dtype=np.float64).reshape(-1, int(spec["dim"])),
+            np.asarray(spec["directions"], dtype=np.float64).reshape(-1, dim),
         )
     return cache[source][name.split(":", 1)[1]]
 
@@ -318,16 +328,16 @@ def measure(
     """The drift of ``batch`` (served feature columns) against ``profile``."""
     floor = float(profile.get("floor", PSI_FLOOR))
     rows = []
-    cache: dict[str, Any] = {"__profile__": profile}
+    cache: dict[str, dict[str, pd.Series]] = {}  # embedding summaries, once per column
     ignored = []
     for name, entry in profile["features"].items():
         if name in ignore or entry["source"] in ignore:
             ignored.append(name)
             continue
-        values = _batch_values(batch, name, entry, cache)
+        values = _batch_values(batch, name, entry, profile.get("embeddings", {}), cache)
         unseen_share, examples = np.nan, ""
         if entry["kind"] == "categorical":
-            shares, null_share, _ = category_shares(values, entry["categories"])
+            shares, null_share = category_shares(values, entry["categories"])
             present = values.dropna().astype(str)
             unseen = present[~present.isin(set(entry["known"]))]
             unseen_share = len(unseen) / len(values) if len(values) else 0.0
@@ -367,11 +377,9 @@ def measure(
 
 def plot_drift(report: DriftReport, path: Path) -> Path:
     """PSI per feature (bars, red above the bound) beside the null shares that moved."""
-    import matplotlib
+    from smp_platform.modeling.report import _pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     table = report.table.iloc[::-1]
     height = max(3.0, 0.22 * len(table) + 1.5)
     fig, (left, right) = plt.subplots(
@@ -395,8 +403,6 @@ def plot_drift(report: DriftReport, path: Path) -> Path:
     right.set_xlim(0, 1)
     fig.suptitle(f"Feature drift vs {report.reference or 'the reference'}", fontsize=10)
     fig.tight_layout()
-    from smp_platform.modeling.report import save_figure
-
     return save_figure(fig, path)
 
 
