@@ -14,7 +14,7 @@ Every row picks its boosting rounds without looking at the scored posts: early s
 the newest 20 % of its own training posts, then a refit on all of them (today's recipe), the
 rounds scaled by data size where the row says so. Prints SRC / MAE per fold and row.
 
-The ``platform`` rows run the library's own :func:`smp_platform.modeling.train.backtest`
+The ``platform`` rows run the library's own :func:`smp_platform.modeling.fit.backtest`
 (what ``smp train`` reports) on the stored views, the ``post_terms`` and
 ``post_author_popularity`` views included: the recipe before issue 11 (RMSE, one seed, without
 the two views) and the recipe in ``TrainSettings`` now. ``--platform-only`` runs just those
@@ -37,7 +37,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from smp_platform.config import TrainSettings, use_offline_environment  # noqa: E402
+from smp_platform.core.config import TrainSettings, use_offline_environment  # noqa: E402
 
 LABEL = "popularity"
 TIMESTAMP = "event_timestamp"
@@ -90,7 +90,7 @@ class Fold:
 
 
 def make_folds(frame: pd.DataFrame) -> list[Fold]:
-    from smp_platform.modeling.train import time_split
+    from smp_platform.modeling.fit import time_split
 
     older, newest = time_split(frame, 0.2)
     oldest, middle = time_split(older, 0.25)
@@ -130,7 +130,7 @@ class Prepared:
 
 
 def prepare(fold: Fold, settings: TrainSettings, columns: list[str]) -> Prepared:
-    from smp_platform.modeling.features import ModelMatrix
+    from smp_platform.modeling.matrix import ModelMatrix
 
     train = fold.train
     y = train[LABEL].to_numpy(dtype=np.float64)
@@ -183,8 +183,8 @@ def fit_predict(recipe: Recipe, prepared: Prepared, threads: int) -> np.ndarray:
     """Inner early stopping on the newest 20 % of the training posts, then refit."""
     from catboost import CatBoostRegressor, Pool
 
-    from smp_platform.config import TrainSettings
-    from smp_platform.modeling.train import catboost_params
+    from smp_platform.core.config import TrainSettings
+    from smp_platform.modeling.fit import catboost_params
 
     X_train, X_valid = prepared.X_train, prepared.X_valid
     extra_train = [v[0] for k, v in prepared.extras.items() if _wanted(recipe, k)]
@@ -297,8 +297,8 @@ def main() -> None:
 
     from feature_repo.feature_services import service_spec
     from feature_repo.feature_views import FEATURE_VIEW
-    from smp_platform.modeling.evaluate import metrics
-    from smp_platform.modeling.train import backtest, train_model
+    from smp_platform.modeling.fit import backtest, train_model
+    from smp_platform.modeling.metrics import metrics
 
     torch.set_num_threads(args.threads)
     frame, posts, labels = load_frame(args.data_dir.expanduser().resolve())

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from smp_platform.config import use_offline_environment  # noqa: E402
+from smp_platform.core.config import use_offline_environment  # noqa: E402
 
 use_offline_environment()
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from smp_platform.config import EncoderSettings, Settings  # noqa: E402
+from smp_platform.core.config import EncoderSettings, Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIRS = [ROOT / "data/smp-video/train", ROOT.parent / "shared/data/smp-video/train"]

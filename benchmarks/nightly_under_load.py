@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from _timing import percentile_ms  # noqa: E402
 
-from smp_platform.ingest import slice_smp_video  # noqa: E402
+from smp_platform.pipeline.ingest import slice_smp_video  # noqa: E402
 
 BUNDLED_TRAIN = REPO / "data" / "smp-video" / "train"
 SMP = [sys.executable, "-m", "smp_platform.cli"]

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from _timing import stats, time_calls
 
-from smp_platform.config import use_offline_environment
+from smp_platform.core.config import use_offline_environment
 
 use_offline_environment()
 
@@ -41,12 +41,12 @@ use_offline_environment()
 def build_platform(root: Path, n_posts: int):  # type: ignore[no-untyped-def]
     """The bundled posts through the real pipeline with the full feature service
     (tabular + text embedding + perplexity; image needs CLIP weights and reads as null)."""
-    from smp_platform.config import Settings, TrainSettings
+    from smp_platform.core.config import Settings, TrainSettings
     from smp_platform.demo import BUNDLED_TRAIN
-    from smp_platform.ingest import ingest, slice_smp_video
-    from smp_platform.promote import promote_candidate
-    from smp_platform.refresh import refresh
-    from smp_platform.train import train_candidate
+    from smp_platform.pipeline.ingest import ingest, slice_smp_video
+    from smp_platform.pipeline.promote import promote_candidate
+    from smp_platform.pipeline.refresh import refresh
+    from smp_platform.pipeline.train import train_candidate
 
     settings = Settings(data_dir=root, train=TrainSettings(iterations=300))
     settings.ensure_dirs()
@@ -60,7 +60,7 @@ def build_platform(root: Path, n_posts: int):  # type: ignore[no-untyped-def]
 
 def platform_settings(data_dir: Path | None, n_posts: int, prefix: str):  # type: ignore[no-untyped-def]
     """Settings of ``data_dir``, or of a new platform built on ``n_posts`` bundled posts."""
-    from smp_platform.config import Settings
+    from smp_platform.core.config import Settings
 
     if data_dir:
         return Settings(data_dir=data_dir)
@@ -166,11 +166,11 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
+    from smp_platform.infra.feast_store import FeatureStoreGateway
+    from smp_platform.infra.warehouse import Warehouse
+    from smp_platform.online.scorer import Scorer
     from smp_platform.service.champion import read_champion
-    from smp_platform.service.online import OnlineReader
-    from smp_platform.service.scoring import Scorer
-    from smp_platform.store import FeatureStoreGateway
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.service.reader import OnlineReader
 
     settings = platform_settings(args.data_dir, args.posts, "smp-bench-")
     answer = read_champion(settings, None)

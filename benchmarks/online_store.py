@@ -25,20 +25,20 @@ from typing import Any
 from _timing import stats, time_calls
 from online_latency import platform_settings
 
-from smp_platform.config import use_offline_environment
+from smp_platform.core.config import use_offline_environment
 
 use_offline_environment()
 
 LAYOUTS = {
     "Feast's SQLite": "sqlite",
-    "wide": "smp_platform.online_store.WideSqliteOnlineStore",
+    "wide": "smp_platform.infra.online_store.WideSqliteOnlineStore",
 }
 
 
 def _store(root: Path, project: str, online_type: str) -> Any:
     from feast.repo_config import RepoConfig
 
-    from smp_platform.online_store import WideSqliteOnlineStore
+    from smp_platform.infra.online_store import WideSqliteOnlineStore
 
     config = RepoConfig(
         project=project,
@@ -66,8 +66,8 @@ def main() -> None:
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    from smp_platform.store import FeatureStoreGateway
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.infra.feast_store import FeatureStoreGateway
+    from smp_platform.infra.warehouse import Warehouse
 
     settings = platform_settings(args.data_dir, args.posts, "smp-bench-store-")
     gateway = FeatureStoreGateway(settings)

@@ -43,7 +43,7 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
 def skeleton(out: Path) -> None:
     """Write the configured text model's and LM's configs and tokenizers (no weights) to ``out``."""
-    from smp_platform.config import Settings, use_offline_environment
+    from smp_platform.core.config import Settings, use_offline_environment
     from smp_platform.features.encoders import resolve_weights
     from smp_platform.features.perplexity import ensure_converted
 

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from smp_platform.config import use_offline_environment  # noqa: E402
+from smp_platform.core.config import use_offline_environment  # noqa: E402
 
 use_offline_environment()
 
@@ -42,35 +42,39 @@ STAGES = ("generate", "ingest", "plan", "compute", "materialize", "train")
 # What each stage imports before its clock starts (constant cost, reported apart).
 WARM_IMPORTS = {
     "generate": ("smp_platform.testing.smpd_files",),
-    "ingest": ("smp_platform.ingest", "smp_platform.sources", "smp_platform.warehouse"),
+    "ingest": (
+        "smp_platform.pipeline.ingest",
+        "smp_platform.sources",
+        "smp_platform.infra.warehouse",
+    ),
     "plan": (
-        "smp_platform.refresh",
-        "smp_platform.store",
-        "smp_platform.warehouse",
+        "smp_platform.pipeline.refresh",
+        "smp_platform.infra.feast_store",
+        "smp_platform.infra.warehouse",
         "smp_platform.features.encoders",
         "feast",
         "feature_repo",
     ),
     "compute": (
-        "smp_platform.refresh",
-        "smp_platform.store",
-        "smp_platform.warehouse",
+        "smp_platform.pipeline.refresh",
+        "smp_platform.infra.feast_store",
+        "smp_platform.infra.warehouse",
         "smp_platform.validation",
         "smp_platform.features.tabular",
         "feast",
         "feature_repo",
     ),
     "materialize": (
-        "smp_platform.refresh",
-        "smp_platform.store",
+        "smp_platform.pipeline.refresh",
+        "smp_platform.infra.feast_store",
         "feast",
         "feature_repo",
     ),
     "train": (
-        "smp_platform.train",
-        "smp_platform.modeling.train",
-        "smp_platform.registry",
-        "smp_platform.store",
+        "smp_platform.pipeline.train",
+        "smp_platform.modeling.fit",
+        "smp_platform.infra.mlflow_registry",
+        "smp_platform.infra.feast_store",
         "catboost",
         "mlflow",
         "feast",
@@ -93,7 +97,7 @@ def _peak_mb() -> float:
 
 
 def _settings(job: dict[str, Any]) -> Any:
-    from smp_platform.config import EncoderSettings, Settings, TrainSettings
+    from smp_platform.core.config import EncoderSettings, Settings, TrainSettings
 
     sized = {"refresh_batch_size": job["batch_size"]} if job["batch_size"] else {}
     if job["groups"] == "models":
@@ -128,14 +132,14 @@ def _run_stage(stage: str, job: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         write_smpd_dataset(Path(job["input_dir"]), job["n_posts"], seed=job["seed"])
         return job["n_posts"], {}
     if stage == "ingest":
-        from smp_platform.ingest import ingest
+        from smp_platform.pipeline.ingest import ingest
 
         settings.ensure_dirs()
         summary = ingest(settings, "smpd", Path(job["input_dir"]))
         print(f"    ingest: {summary}", flush=True)
         return summary.loaded, {}
     if stage == "plan":
-        from smp_platform.refresh import plan_refresh
+        from smp_platform.pipeline.refresh import plan_refresh
 
         plan = plan_refresh(settings)
         print(
@@ -145,7 +149,7 @@ def _run_stage(stage: str, job: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         )
         return sum(len(ids) for _, ids in plan.batches), {"plan": plan}
     if stage == "compute":
-        from smp_platform.refresh import compute_batches, now_utc
+        from smp_platform.pipeline.refresh import compute_batches, now_utc
 
         plan = job["plan"]
         batches = plan.batches
@@ -178,13 +182,13 @@ def _run_stage(stage: str, job: dict[str, Any]) -> tuple[int, dict[str, Any]]:
             print(f"    compute {group}: {posts:,.0f} posts in {seconds:,.1f} s", flush=True)
         return sum(len(ids) for _, ids in batches), {"results": results, "groups": groups}
     if stage == "materialize":
-        from smp_platform.refresh import finish_refresh
+        from smp_platform.pipeline.refresh import finish_refresh
 
         summary = finish_refresh(settings, job["plan"], job["results"])
         print(f"    materialize: {summary.materialized_windows} window(s)", flush=True)
         return job["n_posts"], {}
     if stage == "train":
-        from smp_platform.train import train_candidate
+        from smp_platform.pipeline.train import train_candidate
 
         outcome = train_candidate(settings)
         print(f"    train: {outcome}", flush=True)

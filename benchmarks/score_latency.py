@@ -5,7 +5,7 @@ Prints p50/p99 of
 
 1. the plain lookup's hot path (online read + model matrix + CatBoost) for stored posts: the
    baseline;
-2. scoring a draft in this process (:func:`smp_platform.drafts.score_draft`, encoders loaded
+2. scoring a draft in this process (:func:`smp_platform.online.drafts.score_draft`, encoders loaded
    once before timing), with the split: tabular features, text encoder, perplexity LM, model;
 3. the same drafts over HTTP against the service in this process (JSON, validation, thread
    hand-off included), and ``?explain=true&best_time=true``;
@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from smp_platform.config import use_offline_environment
+from smp_platform.core.config import use_offline_environment
 
 use_offline_environment()
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -67,18 +67,18 @@ def main() -> None:
     import numpy as np
     from online_latency import platform_settings
 
-    from smp_platform.drafts import (
+    from smp_platform.infra.feast_store import FeatureStoreGateway
+    from smp_platform.infra.warehouse import Warehouse
+    from smp_platform.online.drafts import (
         AuthorIndex,
         load_draft_encoders,
         parse_draft,
         score_draft,
     )
+    from smp_platform.online.scorer import Scorer
     from smp_platform.service.champion import read_champion
-    from smp_platform.service.online import OnlineReader
+    from smp_platform.service.reader import OnlineReader
     from smp_platform.service.runner import running_service
-    from smp_platform.service.scoring import Scorer
-    from smp_platform.store import FeatureStoreGateway
-    from smp_platform.warehouse import Warehouse
 
     settings = platform_settings(args.data_dir, args.posts, "smp-bench-score-")
     champion = read_champion(settings, None).loaded

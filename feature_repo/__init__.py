@@ -6,7 +6,7 @@
 - ``feature_services.py``: the feature services (the training/serving contract), as projections.
 
 Importing any of them imports no Feast and reads no environment. :func:`definitions` builds the
-Feast objects from a :class:`~smp_platform.config.Settings` only when called: by
+Feast objects from a :class:`~smp_platform.core.config.Settings` only when called: by
 ``FeatureStoreGateway.apply`` and, for the ``feast`` CLI, by the small repo that ``apply``
 renders into ``<data dir>/feast/`` (``feast -c <data dir>/feast feature-views list``).
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from smp_platform.config import Settings
+    from smp_platform.core.config import Settings
 
 
 def definitions(settings: Settings) -> list[Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from smp_platform.config import Settings
+from smp_platform.core.config import Settings
 
 REFRESH_DEPLOYMENT = "nightly-refresh"
 TRAIN_DEPLOYMENT = "train-and-promote-after-refresh"

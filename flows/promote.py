@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from smp_platform.config import Settings, bound_settings, run_settings
-from smp_platform.locking import writer_lock
+from smp_platform.core.config import Settings, bound_settings, run_settings
+from smp_platform.core.locking import writer_lock
 from smp_platform.modeling.promotion import PromotionDecision
-from smp_platform.promote import promote_candidate
+from smp_platform.pipeline.promote import promote_candidate
 
 
 @flow(name="promote", log_prints=False)

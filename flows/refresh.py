@@ -1,7 +1,7 @@
 """Nightly feature refresh: new or changed posts -> validated features -> offline + online store.
 
-The work is :mod:`smp_platform.refresh`; this flow runs its batches as Prefect tasks (threads
-in process, or Dask workers) and shows one progress bar per feature group.
+The work is :mod:`smp_platform.pipeline.refresh`; this flow runs its batches as Prefect tasks
+(threads in process, or Dask workers) and shows one progress bar per feature group.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from prefect.cache_policies import NONE
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from smp_platform import refresh
-from smp_platform.config import Settings, bound_settings, run_settings
-from smp_platform.locking import writer_lock
+from smp_platform.core.config import Settings, bound_settings, run_settings
+from smp_platform.core.locking import writer_lock
+from smp_platform.pipeline import refresh
 
 
 @task(name="compute-feature-batch", cache_policy=NONE, retries=1)
@@ -61,9 +61,9 @@ def refresh_flow(
     parts are materialized once (and surely) by their record. A failed batch does not stop the
     others; the run then ends Failed (no Completed event: the nightly model job does not start),
     and the failed posts are still stale for the next run. Settings come from the caller's
-    :func:`~smp_platform.config.bound_settings` or the environment, never from a parameter.
+    :func:`~smp_platform.core.config.bound_settings` or the environment, never from a parameter.
     """
-    from smp_platform.progress import stage_progress
+    from smp_platform.core.progress import stage_progress
 
     settings = run_settings(data_dir)
     logger = get_run_logger()
@@ -106,7 +106,7 @@ def run_refresh(
         if use_dask
         else refresh_flow
     )
-    from smp_platform.errors import RefreshFailed
+    from smp_platform.core.errors import RefreshFailed
 
     with bound_settings(settings):
         state = flow_(data_dir=str(settings.root), show_progress=show_progress, return_state=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from smp_platform.config import Settings, bound_settings, run_settings
-from smp_platform.locking import writer_lock
-from smp_platform.train import TrainOutcome, train_candidate
+from smp_platform.core.config import Settings, bound_settings, run_settings
+from smp_platform.core.locking import writer_lock
+from smp_platform.pipeline.train import TrainOutcome, train_candidate
 
 
 @flow(name="train", log_prints=False)

@@ -5,7 +5,7 @@ answers at once. Exit codes: 0 done; 1 the work ran and failed (a refresh with f
 what was good is stored, the rest is retried next run); 2 a usage error, or the data dir held
 by another writer for longer than ``lock_timeout_s``. Tracebacks are bugs.
 
-Every writing command holds the data dir's writer lock (:mod:`smp_platform.locking`) for its
+Every writing command holds the data dir's writer lock (:mod:`smp_platform.core.locking`) for its
 whole run; ``serve`` never takes it.
 """
 
@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from smp_platform.formats import SourceFormat
+from smp_platform.core.formats import SourceFormat
 
 app = typer.Typer(
     name="smp",
@@ -34,7 +34,7 @@ class State:
 
 
 def _settings():  # type: ignore[no-untyped-def]
-    from smp_platform.config import Settings
+    from smp_platform.core.config import Settings
 
     _quiet_environment()
     overrides = {"data_dir": State.data_dir} if State.data_dir else {}
@@ -45,7 +45,7 @@ def _settings():  # type: ignore[no-untyped-def]
 
 def _writing(settings, command: str):  # type: ignore[no-untyped-def]
     """The data dir's writer lock for a writing command (waits, then exit 2 naming the holder)."""
-    from smp_platform.locking import writer_lock
+    from smp_platform.core.locking import writer_lock
 
     return writer_lock(settings.root, command, settings.lock_timeout_s)
 
@@ -74,7 +74,7 @@ def _quiet_environment() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     # Prefect routes warnings through the "py.warnings" logger, past the filters above.
     logging.getLogger("py.warnings").addFilter(_LibraryNoticeFilter())
-    from smp_platform.config import use_offline_environment
+    from smp_platform.core.config import use_offline_environment
 
     use_offline_environment()
 
@@ -121,7 +121,7 @@ def ingest(
     if push:
         import json
 
-        from smp_platform.push import push_file
+        from smp_platform.online.push import push_file
 
         with _writing(settings, "ingest --push"):
             results = push_file(settings, path)
@@ -130,7 +130,7 @@ def ingest(
         online = sum(r.online for r in results)
         typer.echo(f"ingest --push {path}: {len(results)} post(s) stored, {online} online")
         return
-    from smp_platform.ingest import ingest as ingest_dataset
+    from smp_platform.pipeline.ingest import ingest as ingest_dataset
 
     with _writing(settings, "ingest"):
         summary = ingest_dataset(settings, fmt, path, with_labels=not no_labels)
@@ -150,7 +150,7 @@ def refresh(
     """Compute, validate and store features of posts that have none (or stale ones), and put
     every stored row online. Exit 1 when a batch failed (the good ones are stored and online;
     the failed posts are retried by the next refresh)."""
-    from smp_platform.refresh import check_for_work
+    from smp_platform.pipeline.refresh import check_for_work
 
     settings = _settings()
     with _writing(settings, "refresh"):
@@ -184,7 +184,7 @@ def tune(
     """Search the training recipe (loss, depth, learning rate, L2, rounds, feature views) on
     time-ordered folds of the training posts; each trial is a child MLflow run, and the best
     recipe is saved to <data dir>/recipe.json, which `smp train` then uses."""
-    from smp_platform.tune import tune as run_tune
+    from smp_platform.pipeline.tune import tune as run_tune
 
     outcome = run_tune(_settings(), n_trials=trials, n_folds=folds)
     typer.echo(f"tune: {outcome}")
@@ -214,7 +214,7 @@ def predict(
     ] = SourceFormat.SMP_VIDEO,
 ) -> None:
     """Batch prediction: load the posts (no labels), compute their features, predict."""
-    from smp_platform.predict import predict_batch
+    from smp_platform.pipeline.predict import predict_batch
 
     settings = _settings()
     with _writing(settings, "predict"):
@@ -251,7 +251,7 @@ def serve(
 def evaluate() -> None:
     """The paper's ablation (one model per feature set) on the time-split validation posts:
     prints SRC/MAE per row and logs them to MLflow (parent + child runs)."""
-    from smp_platform.evaluate import evaluate as run_evaluation
+    from smp_platform.pipeline.evaluate import evaluate as run_evaluation
 
     settings = _settings()
     with _writing(settings, "evaluate"):  # logs runs to the data dir's MLflow store
@@ -279,7 +279,7 @@ def score(
     """Score a post that is not published yet (as POST /v1/popularity:score); prints JSON."""
     import json
 
-    from smp_platform.drafts import score_file
+    from smp_platform.online.drafts import score_file
 
     body = score_file(_settings(), input_path, explain=explain, best_time=best_time)
     typer.echo(json.dumps(body, indent=2))
@@ -303,13 +303,13 @@ def report(
     """Write the paper's figures (PNG) to <data dir>/reports and log them to MLflow; then show
     the latest feature drift (a table, and the path of its plot)."""
     if draft is not None:
-        from smp_platform.report import write_draft_curve
+        from smp_platform.pipeline.report import write_draft_curve
 
         typer.echo(str(write_draft_curve(_settings(), draft)))
         return
     settings = _settings()
     if not drift_only:
-        from smp_platform.report import write_reports
+        from smp_platform.pipeline.report import write_reports
 
         with _writing(settings, "report"):  # writes <data dir>/reports and logs to MLflow
             paths = write_reports(settings)
@@ -321,7 +321,7 @@ def report(
 def _show_drift(settings) -> None:  # type: ignore[no-untyped-def]
     from rich.console import Console
 
-    from smp_platform.report import drift_lines
+    from smp_platform.pipeline.report import drift_lines
 
     shown, plot = drift_lines(settings)
     Console(width=max(120, Console().width)).print(shown)
@@ -359,7 +359,7 @@ def demo(
 
 
 def main() -> None:
-    from smp_platform.errors import SourceError, UserError
+    from smp_platform.core.errors import SourceError, UserError
 
     try:
         app()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from smp_platform.config import Settings
+from smp_platform.core.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_TRAIN = REPO_ROOT / "data" / "smp-video" / "train"
@@ -30,9 +30,9 @@ def demo(
     from flows.promote import run_promote
     from flows.refresh import run_refresh
     from flows.train import run_train
-    from smp_platform.evaluate import evaluate
-    from smp_platform.ingest import ingest, slice_smp_video
-    from smp_platform.report import write_reports
+    from smp_platform.pipeline.evaluate import evaluate
+    from smp_platform.pipeline.ingest import ingest, slice_smp_video
+    from smp_platform.pipeline.report import write_reports
     from smp_platform.service.runner import running_service
 
     console = Console()
@@ -96,7 +96,7 @@ def demo(
 
 def _demo_post(settings: Settings, *, unseen: bool) -> tuple[str, int]:
     """A post to look up (an unlabelled one when there are), and the number of posts."""
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.infra.warehouse import Warehouse
 
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         posts = warehouse.posts_frame()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from smp_platform.config import use_offline_environment
+from smp_platform.core.config import use_offline_environment
 from tests.helpers import fast_train_settings, write_subset
 
 use_offline_environment()
@@ -41,8 +41,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> 
     from flows.promote import run_promote
     from flows.refresh import run_refresh
     from flows.train import run_train
-    from smp_platform.config import Settings
-    from smp_platform.ingest import ingest
+    from smp_platform.core.config import Settings
+    from smp_platform.pipeline.ingest import ingest
 
     root = tmp_path_factory.mktemp("platform")
     train_dir = write_subset("train", root / "train", n=400)

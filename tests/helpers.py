@@ -11,13 +11,13 @@ BUNDLED = REPO / "data" / "smp-video"
 
 def write_subset(split: str, out_dir: Path, n: int, *, with_labels: bool = True) -> Path:
     """The earliest ``n`` posts of a bundled split, in the same format (see slice_smp_video)."""
-    from smp_platform.ingest import slice_smp_video
+    from smp_platform.pipeline.ingest import slice_smp_video
 
     return slice_smp_video(BUNDLED / split, out_dir, n, with_labels=with_labels)
 
 
 def fast_train_settings(**overrides):  # type: ignore[no-untyped-def]
-    from smp_platform.config import TrainSettings
+    from smp_platform.core.config import TrainSettings
 
     # one seed: the recipe's three seeds and the refit would triple the fixtures' training
     values = dict(
@@ -52,7 +52,7 @@ def compose_profile(data_dir: Path, *, password: str | None = None):  # type: ig
     """
     import uuid
 
-    from smp_platform.config import ComposeSettings, EncoderSettings, Settings
+    from smp_platform.core.config import ComposeSettings, EncoderSettings, Settings
 
     name = f"smp_{uuid.uuid4().hex[:10]}"
     admin = postgres_admin()
@@ -76,7 +76,7 @@ def compose_profile(data_dir: Path, *, password: str | None = None):  # type: ig
     try:
         yield settings, dsn
     finally:
-        from smp_platform.store import FeatureStoreGateway
+        from smp_platform.infra.feast_store import FeatureStoreGateway
 
         try:
             FeatureStoreGateway(settings).store.teardown()
@@ -102,6 +102,6 @@ class NoTorch(importlib.abc.MetaPathFinder):  # the API image: torch is not inst
 
 sys.meta_path.insert(0, NoTorch())
 from fastapi.testclient import TestClient
-from smp_platform.config import Settings
+from smp_platform.core.config import Settings
 from smp_platform.service.app import create_app
 """

@@ -26,7 +26,7 @@ from smp_platform.features.encoders import (
 )
 
 if TYPE_CHECKING:
-    from smp_platform.config import EncoderSettings
+    from smp_platform.core.config import EncoderSettings
 
 SETTING = "encoders.captioner"
 

@@ -1,6 +1,6 @@
 """Where encoder weights come from, what they are called, and what happens when they are missing.
 
-A weights value in :class:`~smp_platform.config.EncoderSettings` is one of
+A weights value in :class:`~smp_platform.core.config.EncoderSettings` is one of
 
 - ``packaged:<name>``: real weights shipped in a Python package (see :data:`PACKAGED`);
 - a local file or directory (``local-dir:<dir>`` is accepted as an explicit directory);
@@ -8,7 +8,7 @@ A weights value in :class:`~smp_platform.config.EncoderSettings` is one of
   no model hub is reachable, so an uncached tag is *unavailable*, not downloaded.
 
 When weights cannot be found the loader raises :class:`EncoderUnavailable` with a message that
-names the setting to change; :func:`smp_platform.refresh.plan_refresh` logs it once per run
+names the setting to change; :func:`smp_platform.pipeline.refresh.plan_refresh` logs it once per run
 and switches the feature group off. Weights are never replaced by a random initialisation:
 random tiny models are test fixtures.
 
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 if TYPE_CHECKING:
     import torch
 
-    from smp_platform.config import EncoderSettings
+    from smp_platform.core.config import EncoderSettings
 
 logger = logging.getLogger(__name__)
 

@@ -48,7 +48,7 @@ from smp_platform.features.image_decode import (
 if TYPE_CHECKING:
     import torch
 
-    from smp_platform.config import EncoderSettings
+    from smp_platform.core.config import EncoderSettings
 
 SETTING = "encoders.clip_weights"
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".flv"}

@@ -56,7 +56,7 @@ from smp_platform.features.encoders import (
 if TYPE_CHECKING:
     import torch
 
-    from smp_platform.config import EncoderSettings
+    from smp_platform.core.config import EncoderSettings
 
 logger = logging.getLogger(__name__)
 

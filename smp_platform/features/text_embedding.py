@@ -26,7 +26,7 @@ from smp_platform.features.encoders import (
 )
 
 if TYPE_CHECKING:
-    from smp_platform.config import EncoderSettings
+    from smp_platform.core.config import EncoderSettings
 
 SETTING = "encoders.text_model"
 CLIP_TEXT = "clip"  # text_model = "clip": use the CLIP text tower of encoders.clip_weights

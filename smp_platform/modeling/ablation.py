@@ -6,7 +6,7 @@ signals (similarities); + image embedding (adapted, and every other served featu
 below); + tag terms (TF-IDF/SVD fitted in the model); + author popularity (the full model).
 Each row is trained on the time-split training posts and scored (SRC, MAE) on the latest posts,
 beside the median baseline on the same posts. Logging to MLflow is the evaluate verb's job
-(:mod:`smp_platform.evaluate`).
+(:mod:`smp_platform.pipeline.evaluate`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from smp_platform.modeling.evaluate import with_baseline
-from smp_platform.modeling.features import LABEL
+from smp_platform.modeling.matrix import LABEL
+from smp_platform.modeling.metrics import with_baseline
 
 if TYPE_CHECKING:
-    from smp_platform.config import TrainSettings
+    from smp_platform.core.config import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ AUTHOR_POPULARITY_VIEW = "post_author_popularity"
 def ablation_steps(available: list[str]) -> list[AblationStep]:
     """The eight cumulative feature sets, limited to the columns ``available`` in the frame."""
     from feature_repo.feature_views import KINDS, VIEWS, FieldKind, embedding_columns, feature_names
-    from smp_platform.modeling.report import similarity_columns
+    from smp_platform.modeling.figures import similarity_columns
 
     present = set(available)
 
@@ -81,7 +81,7 @@ def ablation_steps(available: list[str]) -> list[AblationStep]:
 def run_ablation(frame: pd.DataFrame, settings: TrainSettings) -> pd.DataFrame:
     """Train and score each ablation row on the time split; one row per step (with its
     ``feature_columns`` and ``adapted``), ``attrs`` n_train / n_valid."""
-    from smp_platform.modeling.train import time_split, train_model
+    from smp_platform.modeling.fit import time_split, train_model
 
     labelled = frame[frame[LABEL].notna()]
     train, valid = time_split(labelled, settings.validation_fraction)

@@ -24,7 +24,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-    from smp_platform.config import TrainSettings
+    from smp_platform.core.config import TrainSettings
 
 BATCH_SIZE = 256
 # Large sets get larger batches rather than more steps: an epoch stays <= 256 steps, so
@@ -219,7 +219,7 @@ def crossfit_transform(
     label never reaches its features. Rows with a missing embedding stay NaN and train nothing.
     """
     if settings is None:
-        from smp_platform.config import TrainSettings
+        from smp_platform.core.config import TrainSettings
 
         settings = TrainSettings()
     X = np.asarray(X, dtype=np.float32)

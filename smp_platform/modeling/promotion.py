@@ -2,8 +2,8 @@
 
 Honest means neither number comes from a model fitted on the posts it is scored on: a
 registered version is refitted on every labelled post, so the verb
-(:mod:`smp_platform.promote`) compares the two *recipes*, each fitted on the posts before the
-candidate's backtest window and scored on that window.
+(:mod:`smp_platform.pipeline.promote`) compares the two *recipes*, each fitted on the posts
+before the candidate's backtest window and scored on that window.
 
 A candidate becomes ``@champion`` when its SRC is strictly higher than the champion's AND its
 MAE is not worse than the champion's by more than ``mae_tolerance`` (0.02 popularity units by
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from smp_platform.modeling.drift import DriftReport
+    from smp_platform.modeling.psi import DriftReport
 
 MAE_TOLERANCE = 0.02
 PROMOTION_CRITERION = "src_candidate > src_champion and mae_candidate <= mae_champion + tolerance"

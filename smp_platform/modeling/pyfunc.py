@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from smp_platform.modeling.features import ModelMatrix
+from smp_platform.modeling.matrix import ModelMatrix
 
 if TYPE_CHECKING:
     from catboost import CatBoostRegressor

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from feature_repo.feature_views import FEATURE_VIEW
-from smp_platform.config import TrainSettings
+from smp_platform.core.config import TrainSettings
 
 RECIPE_FILE = "recipe.json"
 # The run param holding a version's whole TrainSettings as JSON.

@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from smp_platform.modeling.evaluate import metrics
-from smp_platform.modeling.features import LABEL, ModelMatrix
+from smp_platform.modeling.fit import _order_key, _sorted_by_time, fit_boosters, time_split
+from smp_platform.modeling.matrix import LABEL, ModelMatrix
+from smp_platform.modeling.metrics import metrics
 from smp_platform.modeling.recipe import TUNABLE_FIELDS, apply_recipe, recipe_columns
-from smp_platform.modeling.train import _order_key, _sorted_by_time, fit_boosters, time_split
 
 if TYPE_CHECKING:
     import optuna
 
-    from smp_platform.config import TrainSettings
+    from smp_platform.core.config import TrainSettings
 
 log = logging.getLogger(__name__)
 

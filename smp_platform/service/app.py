@@ -6,16 +6,16 @@ trained on (the feature service named by the model version's tag).
 - ``POST /v1/popularity:score`` a draft (a post not published yet, in its source format's
   fields): its popularity from the same feature definitions, with ``?explain=true`` the SHAP
   contributions by feature view and with ``?best_time=true`` the best hours of the next 48
-  (:mod:`smp_platform.drafts`).
+  (:mod:`smp_platform.online.drafts`).
 - ``POST /v1/posts`` (bearer token ``service.push_token``; off without one) a fresh post: stored
   in the warehouse and its request-time features pushed online, so the lookup answers for it
-  at once; the nightly refresh supersedes the pushed row (:mod:`smp_platform.push`).
+  at once; the nightly refresh supersedes the pushed row (:mod:`smp_platform.online.push`).
 - ``GET /healthz`` liveness, ``GET /readyz`` readiness (champion loaded, online store answering,
   age of the last registry check), ``GET /metrics`` Prometheus.
 
 The champion is checked off the request path (:class:`~smp_platform.service.champion.
 ChampionWatcher`); a request reads one reference and never waits for the registry. Online
-reads go below Feast's ``get_online_features`` (:mod:`smp_platform.service.online`) so that a
+reads go below Feast's ``get_online_features`` (:mod:`smp_platform.service.reader`) so that a
 view being materialized never fails a lookup.
 """
 
@@ -38,11 +38,11 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from smp_platform.config import Settings
+from smp_platform.core.config import Settings
+from smp_platform.online.scorer import Scorer
 from smp_platform.service.champion import ChampionWatcher, LoadedChampion
 from smp_platform.service.metrics import ServiceMetrics
-from smp_platform.service.online import OnlineReader, OnlineStoreUnavailable
-from smp_platform.service.scoring import Scorer
+from smp_platform.service.reader import OnlineReader, OnlineStoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -230,16 +230,16 @@ def bearer_matches(authorization: str | None, token: str) -> bool:
 def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
     import threading
 
-    from smp_platform.drafts import (
+    from smp_platform.core.errors import DataDirBusy
+    from smp_platform.infra.feast_store import FeatureStoreGateway
+    from smp_platform.online.drafts import (
         AuthorDirectory,
         DraftError,
         DraftScoringUnavailable,
         parse_draft,
         score_draft,
     )
-    from smp_platform.errors import DataDirBusy
-    from smp_platform.push import PostConflict, parse_pushed_post
-    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.online.push import PostConflict, parse_pushed_post
 
     gateway = FeatureStoreGateway(settings)
     draft_body: TypeAdapter[Any] = TypeAdapter(DraftBody)
@@ -488,8 +488,8 @@ def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
         """Store and push under the writer lock, waiting ``push_lock_wait_s`` at most."""
         from contextlib import ExitStack
 
-        from smp_platform.locking import current_holder, writer_lock
-        from smp_platform.push import push_post
+        from smp_platform.core.locking import current_holder, writer_lock
+        from smp_platform.online.push import push_post
 
         wait = settings.service.push_lock_wait_s
         if not push_guard.acquire(timeout=wait):

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from smp_platform.config import Settings
+from smp_platform.core.config import Settings
 
 
 @contextmanager

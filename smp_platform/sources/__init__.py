@@ -9,18 +9,15 @@ Modules: ``smp_video`` and ``smpd`` (one reader and its record models per format
 (the typed values records are made of), ``files`` (lines and JSON documents read as untrusted
 input), ``media`` (media paths confined to the dataset), ``quarantine`` (reasons and their
 log), ``assembly`` (content hashes, deduplication, the batch). The tables they fill, and their
-schema, are :mod:`smp_platform.warehouse`'s.
+schema, are :mod:`smp_platform.infra.warehouse`'s.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from smp_platform.formats import SourceFormat
-from smp_platform.sources.assembly import content_hash, gc_paused
-from smp_platform.sources.files import MAX_LINE_BYTES
-from smp_platform.sources.quarantine import REASON_KINDS, SourceError
-from smp_platform.warehouse import (
+from smp_platform.core.formats import SourceFormat
+from smp_platform.infra.warehouse import (
     AUTHOR_COLUMNS,
     LABEL_COLUMNS,
     POST_COLUMNS,
@@ -28,6 +25,9 @@ from smp_platform.warehouse import (
     ParsedBatch,
     reason_kind,
 )
+from smp_platform.sources.assembly import content_hash, gc_paused
+from smp_platform.sources.files import MAX_LINE_BYTES
+from smp_platform.sources.quarantine import REASON_KINDS, SourceError
 
 FORMATS: tuple[str, ...] = tuple(f.value for f in SourceFormat)
 

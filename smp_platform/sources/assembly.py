@@ -2,7 +2,7 @@
 
 A reader turns dataset files into :class:`PostDraft` / :class:`LabelDraft` objects and
 quarantine rows; :func:`assemble_batch` deduplicates them and builds the
-:class:`~smp_platform.warehouse.ParsedBatch` the warehouse ingests.
+:class:`~smp_platform.infra.warehouse.ParsedBatch` the warehouse ingests.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from smp_platform.sources.quarantine import CONFLICTING_DUPLICATE, UNKNOWN_POST, QuarantineLog
-from smp_platform.warehouse import (
+from smp_platform.infra.warehouse import (
     AUTHOR_COLUMNS,
     AUTHOR_CONTENT_COLUMNS,
     LABEL_COLUMNS,
@@ -28,6 +27,7 @@ from smp_platform.warehouse import (
     ParsedBatch,
     frame_from_records,
 )
+from smp_platform.sources.quarantine import CONFLICTING_DUPLICATE, UNKNOWN_POST, QuarantineLog
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
-from smp_platform.errors import SourceError  # noqa: F401 - defined there, raised here
+from smp_platform.core.errors import SourceError  # noqa: F401 - defined there, raised here
 
 BAD_JSON = "bad JSON"
 MISSING_ID = "missing id"

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
+from smp_platform.infra.warehouse import ParsedBatch
 from smp_platform.sources.assembly import LabelDraft, PostDraft, assemble_batch
 from smp_platform.sources.fields import (
     Count,
@@ -38,7 +39,6 @@ from smp_platform.sources.quarantine import (
     SourceError,
     reason_of,
 )
-from smp_platform.warehouse import ParsedBatch
 
 FORMAT = "smp-video"
 POSTS_PATTERN = "*posts*.jsonl"

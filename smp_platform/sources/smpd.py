@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
+from smp_platform.infra.warehouse import ParsedBatch
 from smp_platform.sources.assembly import LabelDraft, PostDraft, assemble_batch
 from smp_platform.sources.fields import (
     Count,
@@ -63,7 +64,6 @@ from smp_platform.sources.quarantine import (
     SourceError,
     reason_of,
 )
-from smp_platform.warehouse import ParsedBatch
 
 FORMAT = "smpd"
 TEXT_SUFFIX = "_text.json"

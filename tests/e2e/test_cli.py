@@ -68,7 +68,7 @@ def test_ingest_sets_bad_rows_aside_and_loads_the_rest(tmp_path: Path) -> None:
     assert again.returncode == 0
     assert "0 new" in again.stdout and "29 unchanged" in again.stdout
     code = (
-        "from smp_platform.warehouse import Warehouse\n"
+        "from smp_platform.infra.warehouse import Warehouse\n"
         "from pathlib import Path\n"
         f"w = Warehouse(Path(r'{tmp_path / 'd' / 'warehouse.duckdb'}'), read_only=True)\n"
         "q = w.quarantine_frame(); print(len(q)); print('|'.join(sorted(q['reason'])))\n"

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from feature_repo.feature_views import feature_names, group_views
-from smp_platform.config import EncoderSettings, Settings
-from smp_platform.ingest import ingest
-from smp_platform.refresh import check_for_work, refresh
+from smp_platform.core.config import EncoderSettings, Settings
+from smp_platform.pipeline.ingest import ingest
+from smp_platform.pipeline.refresh import check_for_work, refresh
 from tests.helpers import write_subset
 
 pytestmark = pytest.mark.integration

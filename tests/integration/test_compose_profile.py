@@ -14,8 +14,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from smp_platform.config import Settings
-from smp_platform.ingest import ingest
+from smp_platform.core.config import Settings
+from smp_platform.pipeline.ingest import ingest
 from tests.helpers import REDIS_URL, compose_profile, write_subset
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ def test_refresh_train_promote_and_lookup_on_postgres_and_redis(
     from flows.promote import run_promote
     from flows.refresh import run_refresh
     from flows.train import run_train
-    from smp_platform.ingest import ingest
+    from smp_platform.pipeline.ingest import ingest
     from smp_platform.service.runner import running_service
 
     settings = compose_settings
@@ -83,7 +83,7 @@ def test_refresh_train_promote_and_lookup_on_postgres_and_redis(
 
 
 def test_compose_profile_renders_redis_and_sql_registry(compose_settings: Settings) -> None:
-    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.infra.feast_store import FeatureStoreGateway
 
     config = FeatureStoreGateway(compose_settings).config_dict()
     assert config["online_store"] == {
@@ -107,8 +107,8 @@ def test_a_recomputed_post_replaces_its_row_in_redis(
     Redis store skips such writes unless asked not to, and the lookup would serve the old row."""
     import json
 
-    from smp_platform.refresh import refresh
-    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.infra.feast_store import FeatureStoreGateway
+    from smp_platform.pipeline.refresh import refresh
 
     settings = compose_settings.model_copy(
         update={"encoders": compose_settings.encoders.model_copy(update={"clip_weights": None})}

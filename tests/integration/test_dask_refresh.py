@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from flows.refresh import run_refresh
-from smp_platform.config import EncoderSettings, Settings
-from smp_platform.ingest import ingest
+from smp_platform.core.config import EncoderSettings, Settings
+from smp_platform.pipeline.ingest import ingest
 from tests.helpers import write_subset
 
 pytestmark = pytest.mark.integration

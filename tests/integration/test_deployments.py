@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smp_platform.config import Settings
+from smp_platform.core.config import Settings
 
 pytestmark = pytest.mark.integration
 

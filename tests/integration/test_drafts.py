@@ -80,7 +80,8 @@ def test_a_draft_equal_to_a_stored_post_gets_its_prediction(platform) -> None:
 def test_draft_features_equal_the_stored_features(platform) -> None:
     """Feature by feature: the draft's tabular features equal the stored ones exactly, the
     encoders' outputs to float rounding (the refresh encodes in batches)."""
-    from smp_platform.drafts import (
+    from smp_platform.infra.feast_store import FeatureStoreGateway
+    from smp_platform.online.drafts import (
         AuthorIndex,
         compute_draft_features,
         draft_posts,
@@ -88,10 +89,9 @@ def test_draft_features_equal_the_stored_features(platform) -> None:
         load_draft_encoders,
         parse_draft,
     )
+    from smp_platform.online.scorer import Scorer
     from smp_platform.service.champion import read_champion
-    from smp_platform.service.online import OnlineReader
-    from smp_platform.service.scoring import Scorer
-    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.service.reader import OnlineReader
 
     settings = platform.settings
     champion = read_champion(settings, None).loaded
@@ -123,8 +123,8 @@ def test_draft_features_equal_the_stored_features(platform) -> None:
 
 
 def test_author_index_counts_history_as_the_warehouse_does(platform) -> None:
-    from smp_platform.drafts import AuthorIndex
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.infra.warehouse import Warehouse
+    from smp_platform.online.drafts import AuthorIndex
 
     settings = platform.settings
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:

@@ -22,10 +22,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from smp_platform.config import EncoderSettings, Settings
+from smp_platform.core.config import EncoderSettings, Settings
+from smp_platform.infra.mlflow_registry import DRIFT_DIR, ModelRegistry
 from smp_platform.modeling.promotion import PromotionDecision
-from smp_platform.refresh import RefreshSummary
-from smp_platform.registry import DRIFT_DIR, ModelRegistry
+from smp_platform.pipeline.refresh import RefreshSummary
 from tests.helpers import fast_train_settings, write_subset
 
 pytestmark = pytest.mark.integration
@@ -78,7 +78,7 @@ def story(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Ite
     from flows.promote import run_promote
     from flows.refresh import run_refresh
     from flows.train import run_train
-    from smp_platform.ingest import ingest
+    from smp_platform.pipeline.ingest import ingest
 
     root = tmp_path_factory.mktemp("drift")
     settings = Settings(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from smp_platform.config import EncoderSettings, Settings
+from smp_platform.core.config import EncoderSettings, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def test_groups_embeddings_and_served_columns_come_from_the_schema() -> None:
 
 def test_a_quote_in_the_data_dir_and_the_rendered_repo_for_the_feast_cli(tmp_path: Path) -> None:
     from smp_platform.features.tabular import compute_temporal_features
-    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.infra.feast_store import FeatureStoreGateway
 
     settings = Settings(data_dir=tmp_path / "o'brien's data")
     gateway = FeatureStoreGateway(settings)
@@ -64,9 +64,9 @@ def test_a_quote_in_the_data_dir_and_the_rendered_repo_for_the_feast_cli(tmp_pat
 def test_a_changed_image_at_the_same_path_is_recomputed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from smp_platform.ingest import ingest
-    from smp_platform.refresh import plan_refresh, refresh
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.infra.warehouse import Warehouse
+    from smp_platform.pipeline.ingest import ingest
+    from smp_platform.pipeline.refresh import plan_refresh, refresh
     from tests.helpers import write_subset
 
     monkeypatch.chdir(tmp_path)  # SMP-Video media paths are relative: keep the files in tmp

@@ -15,7 +15,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-WIDE = "smp_platform.online_store.WideSqliteOnlineStore"
+WIDE = "smp_platform.infra.online_store.WideSqliteOnlineStore"
 DIM = 8
 
 
@@ -162,7 +162,7 @@ def test_a_write_of_some_features_keeps_the_others_and_a_rewrite_replaces(tmp_pa
 
 
 def test_the_service_reader_equals_feast_for_one_post_and_many(tmp_path: Path) -> None:
-    from smp_platform.service.online import SMALL_READ, OnlineReader
+    from smp_platform.service.reader import SMALL_READ, OnlineReader
 
     store = _store(tmp_path)
     tabular, text = _frames(60)
@@ -192,7 +192,7 @@ def test_a_feature_added_to_a_view_gets_a_column_and_the_reader_follows(tmp_path
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    from smp_platform.service.online import OnlineReader
+    from smp_platform.service.reader import OnlineReader
 
     store = _store(tmp_path)
     tabular, text = _frames(5)
@@ -216,7 +216,7 @@ def test_a_feature_added_to_a_view_gets_a_column_and_the_reader_follows(tmp_path
 
 
 def test_a_data_dir_in_feasts_own_layout_is_moved_on_apply(tmp_path: Path) -> None:
-    from smp_platform.service.online import OnlineReader
+    from smp_platform.service.reader import OnlineReader
 
     legacy = _store(tmp_path, online_type="sqlite")
     tabular, text = _frames(12)
@@ -251,7 +251,7 @@ def test_a_data_dir_in_feasts_own_layout_is_moved_on_apply(tmp_path: Path) -> No
 
 
 def test_a_data_dir_not_yet_applied_says_which_command_moves_it(tmp_path: Path) -> None:
-    from smp_platform.service.online import OnlineReader, OnlineStoreUnavailable
+    from smp_platform.service.reader import OnlineReader, OnlineStoreUnavailable
 
     legacy = _store(tmp_path, online_type="sqlite")
     tabular, _ = _frames(3)
@@ -266,7 +266,7 @@ def test_the_fast_entity_key_is_feasts_serialization(tmp_path: Path) -> None:
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    from smp_platform.online_store import string_key_encoder
+    from smp_platform.infra.online_store import string_key_encoder
 
     store = _store(tmp_path)
     encode = string_key_encoder(store.config, "post_id")

@@ -11,11 +11,11 @@ import pytest
 
 from feature_repo.feature_views import VIEW_FIELDS
 from flows.refresh import run_refresh
-from smp_platform.config import Settings
-from smp_platform.ingest import ingest
-from smp_platform.predict import predict_batch
+from smp_platform.core.config import Settings
+from smp_platform.infra.feast_store import FeatureStoreGateway
+from smp_platform.pipeline.ingest import ingest
+from smp_platform.pipeline.predict import predict_batch
 from smp_platform.service.runner import running_service
-from smp_platform.store import FeatureStoreGateway
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def test_second_refresh_computes_and_adds_nothing(platform) -> None:
 
 
 def test_training_frame_features_match_the_offline_rows(platform) -> None:
-    from smp_platform.train import labelled_frame
+    from smp_platform.pipeline.train import labelled_frame
 
     frame = labelled_frame(platform.settings)
     assert len(frame) == 400
@@ -61,7 +61,7 @@ def test_training_frame_features_match_the_offline_rows(platform) -> None:
 
 
 def test_the_first_trained_version_became_champion_with_its_feature_service(platform) -> None:
-    from smp_platform.registry import ModelRegistry
+    from smp_platform.infra.mlflow_registry import ModelRegistry
 
     version, service = ModelRegistry(platform.settings).champion()
     assert version == platform.train_outcome.version
@@ -103,7 +103,7 @@ def test_service_answers_404_for_an_unknown_post_and_reports_health(platform) ->
 
 def test_a_new_champion_is_served_without_a_restart(platform) -> None:
     from mlflow import MlflowClient
-    from smp_platform.train import train_candidate
+    from smp_platform.pipeline.train import train_candidate
 
     settings = platform.settings
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
@@ -133,8 +133,8 @@ def test_a_new_champion_is_served_without_a_restart(platform) -> None:
 
 def test_promotion_refuses_a_worse_candidate_and_keeps_the_alias(platform) -> None:
     from mlflow import MlflowClient
-    from smp_platform.promote import promote_candidate
-    from smp_platform.train import train_candidate
+    from smp_platform.pipeline.promote import promote_candidate
+    from smp_platform.pipeline.train import train_candidate
 
     settings = platform.settings
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
@@ -185,14 +185,14 @@ def test_point_in_time_join_never_uses_a_feature_written_after_the_label_time(tm
 
 
 def test_changing_one_encoder_replans_only_its_group(platform) -> None:
-    from smp_platform.refresh import plan_refresh
+    from smp_platform.pipeline.refresh import plan_refresh
 
     settings = platform.settings
     # A different token bound changes the perplexity encoder's identity, nothing else.
     changed = settings.model_copy(
         update={"encoders": settings.encoders.model_copy(update={"perplexity_max_tokens": 16})}
     )
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.infra.warehouse import Warehouse
 
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         n_posts = warehouse.count("posts")  # other tests may have added unseen posts
@@ -207,8 +207,8 @@ def test_a_refresh_that_crashed_midway_reruns_without_duplicates_or_holes(
 ) -> None:
     import duckdb
 
-    from smp_platform.config import EncoderSettings
-    from smp_platform.refresh import now_utc, plan_refresh, process_batch
+    from smp_platform.core.config import EncoderSettings
+    from smp_platform.pipeline.refresh import now_utc, plan_refresh, process_batch
     from tests.helpers import write_subset
 
     settings = Settings(

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from smp_platform.config import ServiceSettings, Settings
+from smp_platform.core.config import ServiceSettings, Settings
 from smp_platform.service.runner import running_service
 from tests.helpers import WITHOUT_TORCH, compose_profile, fast_train_settings, write_subset
 
@@ -49,7 +49,7 @@ def _platform(settings: Settings, root: Path, n: int) -> Pushed:
     from flows.promote import run_promote
     from flows.refresh import run_refresh
     from flows.train import run_train
-    from smp_platform.ingest import ingest
+    from smp_platform.pipeline.ingest import ingest
 
     train_dir = write_subset("train", root / "train", n=n)
     ingest(settings, "smp-video", train_dir)
@@ -100,7 +100,7 @@ def _online_times(settings: Settings, post_id: str) -> dict[str, datetime | None
     from feast.protos.feast.types.Value_pb2 import Value
 
     from feature_repo.feature_views import PUSHED_VIEWS
-    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.infra.feast_store import FeatureStoreGateway
 
     store = FeatureStoreGateway(settings).store
     online = store._get_provider().online_store
@@ -114,9 +114,9 @@ def _online_times(settings: Settings, post_id: str) -> dict[str, datetime | None
 
 
 def _features(settings: Settings, post_id: str):  # type: ignore[no-untyped-def]
+    from smp_platform.infra.feast_store import FeatureStoreGateway
     from smp_platform.service.champion import read_champion
-    from smp_platform.service.online import OnlineReader
-    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.service.reader import OnlineReader
 
     champion = read_champion(settings, None).loaded
     return OnlineReader(FeatureStoreGateway(settings).store, champion.feature_service).read(
@@ -125,7 +125,7 @@ def _features(settings: Settings, post_id: str):  # type: ignore[no-untyped-def]
 
 
 def _count_posts(settings: Settings) -> int:
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.infra.warehouse import Warehouse
 
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         return warehouse.count("posts")
@@ -135,7 +135,7 @@ def _count_posts(settings: Settings) -> int:
 def _push_served_then_superseded(platform: Pushed, expected_views: set[str]) -> dict[str, float]:
     from feature_repo.data_sources import PUSHED_EVENT_TIME
     from flows.refresh import run_refresh
-    from smp_platform.predict import predict_posts
+    from smp_platform.pipeline.predict import predict_posts
 
     settings = platform.settings
     late = _body(platform, LATE, "2024-06-02 18:30")
@@ -278,7 +278,7 @@ def test_the_endpoint_is_off_without_a_token_and_enforces_it(sqlite_platform: Pu
 
 HOLD_LOCK = """
 import sys, time
-from smp_platform.locking import writer_lock
+from smp_platform.core.locking import writer_lock
 with writer_lock(sys.argv[1], "refresh (held by the test)", 5):
     print("held", flush=True)
     time.sleep(120)
@@ -377,7 +377,7 @@ def test_without_the_features_extra_a_push_is_stored_but_not_put_online(
     sqlite_platform: Pushed,
 ) -> None:
     """Half a post online would be predicted from nulls: all the configured views or none."""
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.infra.warehouse import Warehouse
 
     settings = sqlite_platform.settings
     body = _body(sqlite_platform, "PUSHED_LEAN", "2024-10-01 10:00")

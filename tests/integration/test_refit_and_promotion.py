@@ -16,15 +16,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smp_platform.config import Settings, TrainSettings
-from smp_platform.modeling.evaluate import metrics
+from smp_platform.core.config import Settings, TrainSettings
+from smp_platform.infra.mlflow_registry import ModelRegistry
+from smp_platform.modeling.fit import backtest, time_split
+from smp_platform.modeling.metrics import metrics
 from smp_platform.modeling.promotion import PromotionDecision
 from smp_platform.modeling.recipe import recipe_from_params
-from smp_platform.modeling.train import backtest, time_split
-from smp_platform.promote import BacktestComparison, promote
-from smp_platform.registry import ModelRegistry
+from smp_platform.pipeline.promote import BacktestComparison, promote
+from smp_platform.pipeline.train import TrainOutcome, train_on_frame
 from smp_platform.testing.feature_frames import served_feature_columns, synthetic_frame
-from smp_platform.train import TrainOutcome, train_on_frame
 
 pytestmark = pytest.mark.integration
 

@@ -11,11 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smp_platform.config import Settings, TrainSettings
+from smp_platform.core.config import Settings, TrainSettings
+from smp_platform.infra.mlflow_registry import (
+    CHAMPION,
+    ModelRegistry,
+    RegisteredCandidate,
+    tracking,
+)
+from smp_platform.modeling.fit import TrainedModel, time_split, train_model
 from smp_platform.modeling.promotion import PromotionDecision
-from smp_platform.modeling.train import TrainedModel, time_split, train_model
-from smp_platform.promote import promote
-from smp_platform.registry import CHAMPION, ModelRegistry, RegisteredCandidate, tracking
+from smp_platform.pipeline.promote import promote
 from smp_platform.testing.feature_frames import served_feature_columns, synthetic_frame
 
 pytestmark = pytest.mark.integration

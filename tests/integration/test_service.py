@@ -14,17 +14,17 @@ pytestmark = pytest.mark.integration
 
 
 def _post_ids(settings) -> list[str]:  # type: ignore[no-untyped-def]
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.infra.warehouse import Warehouse
 
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         return warehouse.posts_frame()["post_id"].astype(str).tolist()
 
 
 def test_fast_read_and_scorer_equal_feast_and_the_pyfunc_on_every_post(platform) -> None:
+    from smp_platform.infra.feast_store import FeatureStoreGateway
+    from smp_platform.online.scorer import Scorer
     from smp_platform.service.champion import read_champion
-    from smp_platform.service.online import OnlineReader
-    from smp_platform.service.scoring import Scorer
-    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.service.reader import OnlineReader
 
     settings = platform.settings
     champion = read_champion(settings, None).loaded

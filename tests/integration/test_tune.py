@@ -8,9 +8,9 @@ import json
 import pandas as pd
 import pytest
 
-from smp_platform.config import Settings, TrainSettings
+from smp_platform.core.config import Settings, TrainSettings
+from smp_platform.modeling.fit import time_split
 from smp_platform.modeling.recipe import TUNABLE_FIELDS, recipe_path
-from smp_platform.modeling.train import time_split
 from smp_platform.modeling.tuning import SearchSpace, time_folds
 from smp_platform.testing.feature_frames import synthetic_frame
 
@@ -51,8 +51,8 @@ def test_tune_logs_every_trial_and_train_uses_the_best_recipe(
     frame: pd.DataFrame, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mlflow import MlflowClient
-    from smp_platform.train import train_settings
-    from smp_platform.tune import tune
+    from smp_platform.pipeline.train import train_settings
+    from smp_platform.pipeline.tune import tune
 
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -10,8 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from smp_platform.sources import ParsedBatch, content_hash, read_source
-from smp_platform.warehouse import (
+from smp_platform.infra.warehouse import (
     AUTHOR_COLUMNS,
     AUTHOR_CONTENT_COLUMNS,
     LABEL_COLUMNS,
@@ -21,6 +20,7 @@ from smp_platform.warehouse import (
     Warehouse,
     frame_from_records,
 )
+from smp_platform.sources import ParsedBatch, content_hash, read_source
 from tests.helpers import BUNDLED
 
 pytestmark = pytest.mark.integration

@@ -8,10 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from smp_platform.refresh import input_hashes
-from smp_platform.sources import ParsedBatch, content_hash, read_source
-from smp_platform.testing.smpd_files import write_smpd_dataset
-from smp_platform.warehouse import (
+from smp_platform.infra.warehouse import (
     AUTHOR_COLUMNS,
     LABEL_COLUMNS,
     POST_COLUMNS,
@@ -20,6 +17,9 @@ from smp_platform.warehouse import (
     Warehouse,
     frame_from_records,
 )
+from smp_platform.pipeline.refresh import input_hashes
+from smp_platform.sources import ParsedBatch, content_hash, read_source
+from smp_platform.testing.smpd_files import write_smpd_dataset
 from tests.helpers import BUNDLED
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from smp_platform.infra.warehouse import Warehouse
 from smp_platform.sources import read_source
-from smp_platform.warehouse import Warehouse
 from tests.helpers import BUNDLED
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from smp_platform.locking import current_holder, writer_lock
+from smp_platform.core.locking import current_holder, writer_lock
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +24,8 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from smp_platform.errors import UserError
-    from smp_platform.locking import writer_lock
+    from smp_platform.core.errors import UserError
+    from smp_platform.core.locking import writer_lock
 
     data_dir, command = sys.argv[1], sys.argv[2]
     timeout_s, work_s = float(sys.argv[3]), float(sys.argv[4])

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smp_platform.config import EncoderSettings
+from smp_platform.core.config import EncoderSettings
 from smp_platform.features import perplexity as perplexity_module
 from smp_platform.features.encoders import resolve_weights
 from smp_platform.features.perplexity import PerplexityScorer, converted_dir

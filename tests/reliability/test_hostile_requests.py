@@ -79,7 +79,7 @@ def test_hostile_post_ids_never_give_a_server_error(platform) -> None:
 
 def _openapi_spec() -> dict:  # type: ignore[type-arg]
     """The service's own OpenAPI document (building the app touches no data dir)."""
-    from smp_platform.config import Settings
+    from smp_platform.core.config import Settings
     from smp_platform.service.app import create_app
 
     return create_app(Settings(data_dir=Path(tempfile.gettempdir()) / "smp-openapi")).openapi()

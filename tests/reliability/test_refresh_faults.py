@@ -3,7 +3,7 @@ then run again: every post is online, and every view's online row equals the off
 latest row. A refresh with a failed batch exits 1, its flow run is Failed (the nightly model
 job, triggered on Completed, does not start), and the next run computes the failed posts.
 
-The kills come from the test hook ``SMP_FAULT_POINT`` (smp_platform/faults.py): the process
+The kills come from the test hook ``SMP_FAULT_POINT`` (smp_platform/core/faults.py): the process
 SIGKILLs itself at the named point, so nothing of the run's own cleanup can run.
 """
 
@@ -23,7 +23,7 @@ import pytest
 from feature_repo.data_sources import CREATED_AT, EVENT_TIMESTAMP
 from feature_repo.entities import POST_ID
 from feature_repo.feature_views import VIEW_FIELDS, groups
-from smp_platform.config import EncoderSettings, Settings
+from smp_platform.core.config import EncoderSettings, Settings
 from tests.helpers import write_subset
 
 pytestmark = pytest.mark.integration
@@ -78,7 +78,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def data_dir(tmp_path: Path, dataset: Path) -> Path:
-    from smp_platform.ingest import ingest
+    from smp_platform.pipeline.ingest import ingest
 
     root = tmp_path / "data"
     ingest(tabular_settings(root), "smp-video", dataset)
@@ -99,7 +99,7 @@ def offline_latest(settings: Settings, view: str) -> pd.DataFrame:
 
 
 def online_rows(settings: Settings, view: str, post_ids: list[str]) -> pd.DataFrame:
-    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.infra.feast_store import FeatureStoreGateway
 
     names = [f.name for f in VIEW_FIELDS[view]]
     store = FeatureStoreGateway(settings).store
@@ -111,7 +111,7 @@ def online_rows(settings: Settings, view: str, post_ids: list[str]) -> pd.DataFr
 
 
 def assert_every_post_online_as_offline(settings: Settings) -> None:
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.infra.warehouse import Warehouse
 
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         post_ids = sorted(warehouse.posts_frame()[POST_ID])
@@ -155,7 +155,7 @@ def killed(result: subprocess.CompletedProcess[str]) -> None:
 def rerun_repairs(data_dir: Path) -> None:
     """The next refresh (the flow, in this process: the kill was the subprocess's) repairs all."""
     from flows.refresh import run_refresh
-    from smp_platform.refresh import check_for_work
+    from smp_platform.pipeline.refresh import check_for_work
 
     settings = tabular_settings(data_dir)
     run_refresh(settings)
@@ -175,7 +175,7 @@ def test_killed_after_the_parquet_before_materialize(data_dir: Path, prefect_ser
     killed(smp(data_dir, "refresh", fault="before-materialize"))
     settings = tabular_settings(data_dir)
     assert view_post_counts(settings) == dict.fromkeys(TABULAR_VIEWS, POSTS)
-    from smp_platform.refresh import check_for_work
+    from smp_platform.pipeline.refresh import check_for_work
 
     check = check_for_work(settings)
     # Nothing to compute, everything to put online: a run that judged staleness alone
@@ -192,7 +192,7 @@ def test_killed_after_the_parquet_before_materialize(data_dir: Path, prefect_ser
 def test_killed_during_materialize(data_dir: Path, prefect_server: None) -> None:
     killed(smp(data_dir, "refresh", fault="during-materialize"))
     settings = tabular_settings(data_dir)
-    from smp_platform.refresh import pending_parts
+    from smp_platform.pipeline.refresh import pending_parts
 
     pending = pending_parts(settings)
     assert 0 < len(pending) < len(TABULAR_VIEWS)  # one view materialized and recorded

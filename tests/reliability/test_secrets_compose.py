@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from smp_platform.config import Settings
+from smp_platform.core.config import Settings
 from tests.helpers import compose_profile, write_subset
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ def test_no_password_in_prefect_runs_or_under_the_data_dir(
     from flows.promote import run_promote
     from flows.refresh import run_refresh
     from flows.train import run_train
-    from smp_platform.ingest import ingest
+    from smp_platform.pipeline.ingest import ingest
 
     settings, password = secret_platform.settings, secret_platform.password
     assert password not in repr(settings) and password not in str(settings.compose)

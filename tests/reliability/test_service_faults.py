@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 
 def _post_ids(settings, n: int = 12) -> list[str]:  # type: ignore[no-untyped-def]
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.infra.warehouse import Warehouse
 
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         return warehouse.posts_frame()["post_id"].astype(str).tolist()[:n]
@@ -138,7 +138,7 @@ def test_lookups_answer_while_the_views_are_materializing(platform_copy) -> None
     from feast import FeatureStore
     from feast.feature_view import FeatureViewState
 
-    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.infra.feast_store import FeatureStoreGateway
 
     settings = platform_copy
     post_ids = _post_ids(settings, 10)

@@ -21,7 +21,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from smp_platform.locking import writer_lock
+    from smp_platform.core.locking import writer_lock
 
     with writer_lock(Path(sys.argv[1]), sys.argv[2], 5):
         print("holding", flush=True)

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from smp_platform.config import EncoderSettings, Settings
+from smp_platform.core.config import EncoderSettings, Settings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def applied(tmp_path: Path) -> Settings:
-    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.infra.feast_store import FeatureStoreGateway
 
     settings = Settings(
         data_dir=tmp_path / "data",
@@ -33,7 +33,7 @@ def test_the_online_store_runs_in_wal_mode(applied: Settings) -> None:
 
 
 def test_an_unchanged_definition_set_is_not_applied_again(applied: Settings) -> None:
-    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.infra.feast_store import FeatureStoreGateway
 
     registry = applied.feast_dir / "registry.db"
     before = registry.stat().st_mtime_ns
@@ -47,7 +47,7 @@ def test_an_unchanged_definition_set_is_not_applied_again(applied: Settings) -> 
 def test_a_reader_never_sees_a_partial_registry_while_it_is_rewritten(applied: Settings) -> None:
     from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 
-    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.infra.feast_store import FeatureStoreGateway
 
     store = FeatureStoreGateway(applied).store
     registry_store = store.registry._registry_store

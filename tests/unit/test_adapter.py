@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from smp_platform.config import TrainSettings
+from smp_platform.core.config import TrainSettings
 from smp_platform.modeling.adapter import assign_folds, crossfit_transform, fit_adapter
 
 DIM = 32

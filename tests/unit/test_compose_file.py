@@ -14,7 +14,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from smp_platform.config import Settings
+from smp_platform.core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -176,7 +176,7 @@ def test_smp_variables_are_fields_of_settings(services) -> None:
         "SMP_COMPOSE__PREFECT_API_URL",
     } <= names
     unknown = sorted(n for n in names if not settings_field(n[4:].lower().split("__")))
-    assert not unknown, f"not fields of smp_platform.config.Settings: {unknown}"
+    assert not unknown, f"not fields of smp_platform.core.config.Settings: {unknown}"
 
 
 def test_settings_from_the_stack_environment_are_the_compose_profile(

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smp_platform.config import EncoderSettings, Settings
-from smp_platform.drafts import (
+from smp_platform.core.config import EncoderSettings, Settings
+from smp_platform.online.drafts import (
     DRAFT_POST_ID,
     AuthorIndex,
     DraftError,

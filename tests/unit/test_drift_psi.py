@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smp_platform.modeling.drift import (
+from smp_platform.modeling.psi import (
     MIN_BIN_SHARE,
     PSI_FLOOR,
     build_profile,

@@ -16,7 +16,7 @@ open_clip = pytest.importorskip("open_clip")
 torch = pytest.importorskip("torch")
 Image = pytest.importorskip("PIL.Image")
 
-from smp_platform.config import EncoderSettings  # noqa: E402
+from smp_platform.core.config import EncoderSettings  # noqa: E402
 from smp_platform.features.image_decode import (  # noqa: E402
     TensorPreprocess,
     decode_jpeg_cpu,

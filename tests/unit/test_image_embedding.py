@@ -12,7 +12,7 @@ open_clip = pytest.importorskip("open_clip")
 torch = pytest.importorskip("torch")
 Image = pytest.importorskip("PIL.Image")
 
-from smp_platform.config import EncoderSettings  # noqa: E402
+from smp_platform.core.config import EncoderSettings  # noqa: E402
 from smp_platform.features.encoders import EncoderUnavailable  # noqa: E402
 from smp_platform.features.image_embedding import ImageEncoder  # noqa: E402
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from smp_platform.drafts import DraftError
-from smp_platform.push import parse_pushed_post, pushed_batch
+from smp_platform.online.drafts import DraftError
+from smp_platform.online.push import parse_pushed_post, pushed_batch
 from smp_platform.service.app import bearer_matches
 
 POST = {

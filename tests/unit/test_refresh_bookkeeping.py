@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from smp_platform.config import EncoderSettings, Settings
-from smp_platform.refresh import encoder_identity, input_hashes
+from smp_platform.core.config import EncoderSettings, Settings
+from smp_platform.pipeline.refresh import encoder_identity, input_hashes
 
 
 def _posts(**overrides: object) -> pd.DataFrame:

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smp_platform.config import TrainSettings
+from smp_platform.core.config import TrainSettings
 from smp_platform.modeling.ablation import ablation_steps, format_ablation
-from smp_platform.modeling.report import popularity_bands, write_report
-from smp_platform.modeling.train import time_split, train_model
+from smp_platform.modeling.figures import popularity_bands, write_report
+from smp_platform.modeling.fit import time_split, train_model
 from smp_platform.testing.feature_frames import served_feature_columns, synthetic_frame
 
 FAST = TrainSettings(
@@ -93,8 +93,8 @@ def test_ablation_has_eight_rows_with_finite_metrics_and_mlflow_runs(
     frame: pd.DataFrame, tmp_path, offline_mlflow: None
 ) -> None:
     from mlflow import MlflowClient
-    from smp_platform.config import Settings
-    from smp_platform.evaluate import ablation_table
+    from smp_platform.core.config import Settings
+    from smp_platform.pipeline.evaluate import ablation_table
 
     settings = Settings(data_dir=tmp_path, train=FAST)
     uri = settings.mlflow_tracking_uri

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smp_platform.config import EncoderSettings
+from smp_platform.core.config import EncoderSettings
 from smp_platform.features.encoders import (
     EncoderUnavailable,
     encoder_id,

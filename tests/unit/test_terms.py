@@ -86,7 +86,7 @@ def test_term_reducer_without_terms_produces_no_columns() -> None:
 
 
 def test_the_services_numpy_terms_equal_the_fitted_reducer() -> None:
-    from smp_platform.service.scoring import _Terms
+    from smp_platform.online.scorer import _Terms
 
     reducer = TermReducer("tag_terms", components=2, min_df=3, seed=0)
     reducer.fit_transform(_documents())

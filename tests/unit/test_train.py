@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smp_platform.config import TrainSettings
-from smp_platform.modeling.evaluate import metrics
-from smp_platform.modeling.features import feature_kinds
-from smp_platform.modeling.train import TrainedModel, time_split, train_model
+from smp_platform.core.config import TrainSettings
+from smp_platform.modeling.fit import TrainedModel, time_split, train_model
+from smp_platform.modeling.matrix import feature_kinds
+from smp_platform.modeling.metrics import metrics
 from smp_platform.testing.feature_frames import served_feature_columns, synthetic_frame
 
 FAST = TrainSettings(

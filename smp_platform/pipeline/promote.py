@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from feature_repo.data_sources import EVENT_TIMESTAMP
-from smp_platform.config import Settings
-from smp_platform.errors import UserError
+from smp_platform.core.config import Settings
+from smp_platform.core.errors import UserError
+from smp_platform.infra.mlflow_registry import ModelRegistry
 from smp_platform.modeling.promotion import MAE_TOLERANCE, PromotionDecision, decide
-from smp_platform.registry import ModelRegistry
 
 if TYPE_CHECKING:
-    from smp_platform.modeling.drift import DriftReport
+    from smp_platform.modeling.psi import DriftReport
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class BacktestComparison:
         return frame[stamps < start], frame[(stamps >= start) & (stamps <= end)]
 
     def evaluate(self, version: str) -> dict[str, float]:
-        from smp_platform.modeling.train import backtest
+        from smp_platform.modeling.fit import backtest
 
         version = str(version)
         recipe = self.registry.recipe(version)
@@ -180,7 +180,7 @@ def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
 def promote_candidate(settings: Settings, version: str | None = None) -> PromotionDecision:
     """Promote ``version`` (default: the latest) if its recipe beats the champion's on the
     candidate's backtest split (each recipe reads its own feature service)."""
-    from smp_platform.train import labelled_frame
+    from smp_platform.pipeline.train import labelled_frame
 
     registry = ModelRegistry(settings)
     version = str(version or registry.latest_version())
@@ -207,7 +207,7 @@ def validation_drift_gate(
 ) -> tuple[DriftReport | None, str, bool]:
     """The candidate's validation posts (its backtest window, with the champion's features)
     against the champion's training frame: (report, line, blocks?)."""
-    from smp_platform.drift import ChampionReference, validation_drift
+    from smp_platform.pipeline.monitor import ChampionReference, validation_drift
 
     reference = ChampionReference(
         champion_version, feature_service, registry.reference_profile(champion_version)

@@ -17,7 +17,7 @@ bytes are Feast's) and changes only the layout of the table behind each view:
   posts of the full feature service: 20 ms decoding protobuf bytes, ~10 ms this way), and the
   table can be read with any SQLite client. SQLite stores a NaN as NULL: it reads back as null.
 - **Reads**: one row per post and view; the service reads all its views in one statement
-  (:mod:`smp_platform.service.online`), Feast's ``online_read`` one statement per view.
+  (:mod:`smp_platform.service.reader`), Feast's ``online_read`` one statement per view.
 - **Writes**: one upsert per post and view (``executemany``). An upsert names only the features
   it writes, so a write of some features keeps the others (as Feast's layout does).
 - **Schema**: ``feast apply`` creates the table and adds a column for a new feature; a removed
@@ -27,7 +27,7 @@ bytes are Feast's) and changes only the layout of the table behind each view:
   reader takes too, until the post is written again), then Feast's table is dropped: no
   re-materialization.
 
-Configured as ``online_store: {type: smp_platform.online_store.WideSqliteOnlineStore, path:
+Configured as ``online_store: {type: smp_platform.infra.online_store.WideSqliteOnlineStore, path:
 ...}`` (the embedded profile; the compose profile uses Redis). ``plan`` reports no infra
 objects: Feast's ``SqliteTable`` would create tables of its own layout on ``feast apply``.
 """
@@ -168,8 +168,8 @@ def from_column(stored: Any, value_type: ValueType | None) -> ValueProto:
 class WideSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
     """Feast's SQLite online-store settings (``path``), with this store's type."""
 
-    type: Literal["smp_platform.online_store.WideSqliteOnlineStore"] = (
-        "smp_platform.online_store.WideSqliteOnlineStore"  # type: ignore[assignment]
+    type: Literal["smp_platform.infra.online_store.WideSqliteOnlineStore"] = (
+        "smp_platform.infra.online_store.WideSqliteOnlineStore"  # type: ignore[assignment]
     )
 
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from smp_platform.modeling.features import (
+from smp_platform.modeling.matrix import (
     embedding_matrix,
     feature_kinds,
     numeric_column,
@@ -377,7 +377,7 @@ def measure(
 
 def plot_drift(report: DriftReport, path: Path) -> Path:
     """PSI per feature (bars, red above the bound) beside the null shares that moved."""
-    from smp_platform.modeling.report import _pyplot, save_figure
+    from smp_platform.modeling.figures import _pyplot, save_figure
 
     plt = _pyplot()
     table = report.table.iloc[::-1]

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from smp_platform.config import Settings
-from smp_platform.errors import UserError
+from smp_platform.core.config import Settings
+from smp_platform.core.errors import UserError
 
 if TYPE_CHECKING:
     from smp_platform.modeling.tuning import SearchSpace, TrialResult
@@ -60,11 +60,11 @@ def tune(
     """Search, log every trial, save the best recipe; ``frame`` defaults to the labelled frame
     of the configured feature service."""
     import mlflow
+    from smp_platform.infra.mlflow_registry import ModelRegistry
+    from smp_platform.modeling.fit import time_split
     from smp_platform.modeling.recipe import save_recipe
-    from smp_platform.modeling.train import time_split
     from smp_platform.modeling.tuning import best_trial, prepare_folds, search
-    from smp_platform.registry import ModelRegistry
-    from smp_platform.train import labelled_frame, served_columns, train_settings
+    from smp_platform.pipeline.train import labelled_frame, served_columns, train_settings
 
     service = settings.feature_service
     if frame is None:

@@ -9,16 +9,16 @@ from typing import Any
 
 import pandas as pd
 
-from smp_platform.config import Settings
+from smp_platform.core.config import Settings
 
 
 def write_reports(settings: Settings) -> list[Path]:
     """PNG figures under ``<data dir>/reports`` (also logged to MLflow)."""
     import mlflow
-    from smp_platform.modeling.report import write_report
-    from smp_platform.modeling.train import time_split, train_model
-    from smp_platform.registry import ModelRegistry
-    from smp_platform.train import labelled_frame, served_columns
+    from smp_platform.infra.mlflow_registry import ModelRegistry
+    from smp_platform.modeling.figures import write_report
+    from smp_platform.modeling.fit import time_split, train_model
+    from smp_platform.pipeline.train import labelled_frame, served_columns
 
     service = settings.feature_service
     frame = labelled_frame(settings, service)
@@ -39,7 +39,7 @@ def write_draft_curve(settings: Settings, draft_path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from smp_platform.drafts import score_file
+    from smp_platform.online.drafts import score_file
 
     body = score_file(settings, draft_path, best_time=True)
     times = pd.to_datetime([p["post_time"] for p in body["curve"]])
@@ -78,7 +78,7 @@ def drift_lines(settings: Settings) -> tuple[Any, Path | None]:
     from rich.table import Table
     from rich.text import Text
 
-    from smp_platform.drift import latest_drift
+    from smp_platform.pipeline.monitor import latest_drift
 
     latest = latest_drift(settings)
     if latest is None:

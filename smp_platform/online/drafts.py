@@ -8,8 +8,8 @@ The nightly path and this one share every definition:
   :class:`DraftError` with the reason the quarantine would give;
 - its features are computed by the refresh's pure feature functions
   (:mod:`smp_platform.features.tabular`, :mod:`smp_platform.features.signals`) with the
-  refresh's encoders (:func:`smp_platform.refresh.load_encoder`, loaded once per process);
-- the model matrix and CatBoost are the service's :class:`~smp_platform.service.scoring.Scorer`.
+  refresh's encoders (:func:`smp_platform.pipeline.refresh.load_encoder`, loaded once per process);
+- the model matrix and CatBoost are the service's :class:`~smp_platform.online.scorer.Scorer`.
 
 **Author features.** The stored ``post_author`` row of a post is its author *as of that post*
 (counts, account age, posts before it, days since the previous one), keyed by post_id, so no
@@ -45,11 +45,11 @@ import numpy as np
 import pandas as pd
 
 from feature_repo.feature_views import DTYPES, VIEWS, Dtype, groups
-from smp_platform.config import Settings
+from smp_platform.core.config import Settings
 
 if TYPE_CHECKING:
-    from smp_platform.service.online import FeatureBlock
-    from smp_platform.service.scoring import Scorer
+    from smp_platform.online.block import FeatureBlock
+    from smp_platform.online.scorer import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ class AuthorIndex:
     @classmethod
     def from_warehouse(cls, path: Path) -> AuthorIndex:
         """Read once from the warehouse (read-only). 300k posts: two scans, under a second."""
-        from smp_platform.warehouse import Warehouse
+        from smp_platform.infra.warehouse import Warehouse
 
         with Warehouse(path, read_only=True) as warehouse:
             con = warehouse._con
@@ -343,7 +343,7 @@ class AuthorDirectory:
 def draft_posts(draft: Draft, authors: AuthorIndex) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
     """The draft as the refresh's one-row ``posts`` and ``history`` frames, and whether the
     author is known to the warehouse."""
-    from smp_platform.warehouse import AUTHOR_COLUMNS, POST_COLUMNS, frame_from_records
+    from smp_platform.infra.warehouse import AUTHOR_COLUMNS, POST_COLUMNS, frame_from_records
 
     known = authors.knows(draft.user_id)
     author = draft.author if draft.author is not None else authors.latest.get(draft.user_id, {})
@@ -375,7 +375,7 @@ def needed_groups(scorer: Scorer) -> set[str]:
 def load_draft_encoders(settings: Settings, scorer: Scorer) -> dict[str, Any]:
     """The encoders of the model groups the champion reads (cached per process); raises
     :class:`DraftScoringUnavailable` naming what is missing."""
-    from smp_platform.refresh import load_encoder
+    from smp_platform.pipeline.refresh import load_encoder
 
     encoders: dict[str, Any] = {}
     for group in sorted(needed_groups(scorer) & set(MODEL_GROUPS)):
@@ -394,7 +394,7 @@ def load_draft_encoders(settings: Settings, scorer: Scorer) -> dict[str, Any]:
                 f"draft scoring needs the {group} encoder the champion was trained with: {error}"
             ) from error
     if "text" in encoders and settings.encoders.captioner:
-        from smp_platform.refresh import load_captioner
+        from smp_platform.pipeline.refresh import load_captioner
 
         load_captioner(settings)
     return encoders
@@ -438,7 +438,7 @@ def compute_draft_features(
     timings.features_s += time.perf_counter() - started
     if "text" in encoders:
         from smp_platform.features.captions import resolve_captions
-        from smp_platform.refresh import load_captioner
+        from smp_platform.pipeline.refresh import load_captioner
 
         started = time.perf_counter()
         captions = resolve_captions(posts, load_captioner(settings))
@@ -455,7 +455,7 @@ def feature_block(frames: list[pd.DataFrame], repeat: int = 1) -> FeatureBlock:
     """The frames' features as the service's :class:`FeatureBlock` (what the online read gives:
     numbers and flags as float64, strings or None, float32 vectors or None), each row repeated
     ``repeat`` times when the frames have one row."""
-    from smp_platform.service.online import FeatureBlock
+    from smp_platform.online.block import FeatureBlock
 
     n = len(frames[0]) * repeat
     block = FeatureBlock([DRAFT_POST_ID] * n, np.ones(n, dtype=bool))
@@ -630,7 +630,7 @@ def read_json_file(path: Path, what: str) -> Any:
     file raises :class:`UserError` saying which."""
     import json
 
-    from smp_platform.errors import UserError
+    from smp_platform.core.errors import UserError
 
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
@@ -642,7 +642,7 @@ def read_json_file(path: Path, what: str) -> Any:
 
 def read_draft_file(path: Path) -> Draft:
     """A draft from a JSON file; a file a user can fix raises :class:`UserError`."""
-    from smp_platform.errors import UserError
+    from smp_platform.core.errors import UserError
 
     body = read_json_file(path, "draft")
     if not isinstance(body, dict):
@@ -657,9 +657,9 @@ def score_file(
     settings: Settings, path: Path, *, explain: bool = False, best_time: bool = False
 ) -> dict[str, Any]:
     """The service's answer for a draft file, computed in this process (``smp score``)."""
-    from smp_platform.errors import UserError
-    from smp_platform.registry import ModelRegistry
-    from smp_platform.service.scoring import Scorer
+    from smp_platform.core.errors import UserError
+    from smp_platform.infra.mlflow_registry import ModelRegistry
+    from smp_platform.online.scorer import Scorer
 
     draft = read_draft_file(path)
     registry = ModelRegistry(settings)

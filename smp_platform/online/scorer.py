@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from smp_platform.service.online import FeatureBlock
+from smp_platform.online.block import FeatureBlock
 
-MISSING_CATEGORY = "missing"  # smp_platform.modeling.features.MISSING_CATEGORY
+MISSING_CATEGORY = "missing"  # smp_platform.modeling.matrix.MISSING_CATEGORY
 
 
 @dataclass(frozen=True)

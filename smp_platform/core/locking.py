@@ -21,7 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from smp_platform.errors import DataDirBusy
+from smp_platform.core.errors import DataDirBusy
 
 LOCK_FILE = "writer.lock"
 HOLDER_FILE = "writer.lock.json"
@@ -66,7 +66,7 @@ def writer_lock(
     """Hold the data dir's writer lock for the ``with`` block.
 
     While another process holds it, say who (once) and wait up to ``timeout_s`` seconds; then
-    raise :class:`~smp_platform.errors.DataDirBusy` (exit code 2) naming the holder.
+    raise :class:`~smp_platform.core.errors.DataDirBusy` (exit code 2) naming the holder.
     """
     root = Path(data_dir).expanduser().resolve()
     if root in _held:

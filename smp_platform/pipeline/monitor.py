@@ -5,7 +5,7 @@ measures the posts it wrote against the champion's (:func:`refresh_drift`, a run
 ``kind=drift`` with the table and the plot); a promotion measures the candidate's validation
 posts against it (:func:`validation_drift`) and refuses when they drifted beyond
 ``settings.drift``; ``smp report`` shows the latest (:func:`latest_drift`). The measure itself
-is :mod:`smp_platform.modeling.drift`.
+is :mod:`smp_platform.modeling.psi`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from smp_platform.config import Settings
+from smp_platform.core.config import Settings
 
 if TYPE_CHECKING:
-    from smp_platform.modeling.drift import DriftReport
-    from smp_platform.modeling.train import TrainedModel
-    from smp_platform.registry import ModelRegistry
+    from smp_platform.infra.mlflow_registry import ModelRegistry
+    from smp_platform.modeling.fit import TrainedModel
+    from smp_platform.modeling.psi import DriftReport
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def log_reference_profile(
 ) -> dict[str, Any]:
     """Profile the columns the model reads (those it dropped, null on every post, left out)
     on the frame it was fitted on, and log it in the version's run."""
-    from smp_platform.modeling.drift import build_profile
+    from smp_platform.modeling.psi import build_profile
 
     dropped = set(trained.model.matrix.dropped)
     columns = [c for c in trained.feature_columns if c not in dropped]
@@ -52,7 +52,7 @@ def measure_against(
     settings: Settings, profile: dict[str, Any], batch: pd.DataFrame, reference: str
 ) -> DriftReport:
     """``batch`` against ``profile`` with the configured bound."""
-    from smp_platform.modeling.drift import measure
+    from smp_platform.modeling.psi import measure
 
     bound = settings.drift
     return measure(
@@ -96,7 +96,7 @@ def _no_champion_possible(settings: Settings) -> bool:
 def refresh_drift(settings: Settings, post_ids: Sequence[str]) -> str:
     """Measure the posts a refresh wrote against the champion's training frame and log it
     (table, verdict, plot) as a ``kind=drift`` run. Returns the line for the summary."""
-    from smp_platform.registry import ModelRegistry
+    from smp_platform.infra.mlflow_registry import ModelRegistry
 
     ids = list(dict.fromkeys(post_ids))
     if not ids:
@@ -109,7 +109,7 @@ def refresh_drift(settings: Settings, post_ids: Sequence[str]) -> str:
         return "not measured: no champion yet"
     if reference.profile is None:
         return f"not measured: champion v{reference.version} has no reference profile (retrain it)"
-    from smp_platform.predict import posts_frame
+    from smp_platform.pipeline.predict import posts_frame
 
     batch = posts_frame(settings, ids, reference.feature_service)
     report = measure_against(settings, reference.profile, batch, reference.label)
@@ -148,7 +148,7 @@ def latest_drift(settings: Settings) -> LatestDrift | None:
     """The newest refresh drift run, its files under ``<reports>/drift-latest``; None if none."""
     import shutil
 
-    from smp_platform.registry import ModelRegistry
+    from smp_platform.infra.mlflow_registry import ModelRegistry
 
     if _no_champion_possible(settings):
         return None

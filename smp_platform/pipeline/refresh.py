@@ -35,7 +35,7 @@ from feature_repo.feature_views import (
     embedding_columns,
     groups,
 )
-from smp_platform.config import Settings
+from smp_platform.core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def with_extra_inputs(
 def _load_encoder(group: str, encoders_json: str, models_dir: str) -> Any:
     from pathlib import Path
 
-    from smp_platform.config import EncoderSettings
+    from smp_platform.core.config import EncoderSettings
 
     enc = EncoderSettings.model_validate_json(encoders_json)
     if group == "text":
@@ -301,10 +301,10 @@ def process_batch(
     created_at: datetime,
 ) -> BatchResult:
     """Compute, validate and write one batch of one group (the unit of parallel work)."""
-    from smp_platform.faults import fail_point, fault_point
-    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.core.faults import fail_point, fault_point
+    from smp_platform.infra.feast_store import FeatureStoreGateway
+    from smp_platform.infra.warehouse import Warehouse
     from smp_platform.validation import validate_batch
-    from smp_platform.warehouse import Warehouse
 
     if group == "tabular":
         fail_point("batch-error")
@@ -370,8 +370,8 @@ def plan_refresh(settings: Settings, group_names: Sequence[str] | None = None) -
     for it) is reported in ``disabled`` with the reason, and logged as a warning.
     """
     from smp_platform.features.encoders import EncoderUnavailable
-    from smp_platform.store import FeatureStoreGateway
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.infra.feast_store import FeatureStoreGateway
+    from smp_platform.infra.warehouse import Warehouse
 
     gateway = FeatureStoreGateway(settings)
     gateway.apply()
@@ -405,8 +405,8 @@ def pending_parts(settings: Settings) -> dict[str, pd.DataFrame]:
     """Per view, the offline parts the online store may lack: every part not recorded as
     materialized, or rewritten since (size or mtime differ). Whoever wrote them and however
     that run ended, the next :func:`materialize_pending` puts them online."""
-    from smp_platform.store import FeatureStoreGateway
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.infra.feast_store import FeatureStoreGateway
+    from smp_platform.infra.warehouse import Warehouse
 
     gateway = FeatureStoreGateway(settings)
     with Warehouse(settings.warehouse_path) as warehouse:
@@ -440,9 +440,9 @@ def materialize_pending(settings: Settings, overlap: timedelta | None = None) ->
     """Materialize every pending part, view by view, over the event-time range its rows span
     (bounded windows), then record the parts: a run that dies before the record repeats the
     work, never skips it. Returns the number of windows materialized."""
-    from smp_platform.faults import fault_point
-    from smp_platform.store import FeatureStoreGateway
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.core.faults import fault_point
+    from smp_platform.infra.feast_store import FeatureStoreGateway
+    from smp_platform.infra.warehouse import Warehouse
 
     overlap = (
         overlap if overlap is not None else timedelta(hours=settings.materialize_overlap_hours)
@@ -475,13 +475,13 @@ def finish_refresh(
         for failure in result.failures:
             log.warning(failure)
     if any(r.quarantine for r in results):
-        from smp_platform.warehouse import Warehouse
+        from smp_platform.infra.warehouse import Warehouse
 
         with Warehouse(settings.warehouse_path) as warehouse:
             warehouse.quarantine_features(
                 [(pid, f"{r.group}: {why}") for r in results for pid, why in r.quarantine]
             )
-    from smp_platform.faults import fault_point
+    from smp_platform.core.faults import fault_point
 
     fault_point("before-materialize")
     summary.materialized_windows = materialize_pending(settings)
@@ -493,7 +493,7 @@ def measure_drift(settings: Settings, post_ids: list[str]) -> str:
     """The written posts against the champion's training frame, logged to MLflow. The
     features are stored and online by now: a drift measure that fails (MLflow unreachable)
     is logged and said in the summary, and does not fail the refresh."""
-    from smp_platform.drift import refresh_drift
+    from smp_platform.pipeline.monitor import refresh_drift
 
     try:
         return refresh_drift(settings, post_ids)
@@ -524,9 +524,9 @@ def compute_batches(
 def refresh(settings: Settings, on_batch: BatchDone | None = None) -> RefreshSummary:
     """The whole refresh in this process, without Prefect (the flow runs the same steps).
 
-    Raises :class:`~smp_platform.errors.RefreshFailed` after storing what was good when any
+    Raises :class:`~smp_platform.core.errors.RefreshFailed` after storing what was good when any
     batch failed."""
-    from smp_platform.errors import RefreshFailed
+    from smp_platform.core.errors import RefreshFailed
 
     plan = plan_refresh(settings)
     results = compute_batches(settings, plan, now_utc(), on_batch)
@@ -572,8 +572,8 @@ def check_for_work(settings: Settings) -> WorkCheck:
     """Stale posts per group (encoder ids from settings, no model loaded) and parts pending
     materialization: what the nightly schedule checks before it loads any model."""
     from smp_platform.features.encoders import EncoderUnavailable
-    from smp_platform.store import FeatureStoreGateway
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.infra.feast_store import FeatureStoreGateway
+    from smp_platform.infra.warehouse import Warehouse
 
     if not settings.warehouse_path.exists():
         return WorkCheck(stale={}, pending_parts=0, disabled={}, no_warehouse=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from smp_platform.config import Settings, TrainSettings
+from smp_platform.core.config import Settings, TrainSettings
 
 
 def log_ablation(
@@ -15,8 +15,8 @@ def log_ablation(
 ) -> str:
     """Log an ablation table as a parent run + one nested run per row; the parent's run id."""
     import mlflow
+    from smp_platform.infra.mlflow_registry import ModelRegistry
     from smp_platform.modeling.ablation import format_ablation
-    from smp_platform.registry import ModelRegistry
 
     registry = ModelRegistry(settings)
     with registry.run("ablation") as parent:
@@ -53,7 +53,7 @@ def ablation_table(settings: Settings, frame: pd.DataFrame | None = None) -> pd.
     """Train and score the eight feature sets (on ``frame``, default the labelled frame of the
     configured feature service) and log them; ``attrs["parent_run_id"]`` names the run."""
     from smp_platform.modeling.ablation import run_ablation
-    from smp_platform.train import labelled_frame, train_settings
+    from smp_platform.pipeline.train import labelled_frame, train_settings
 
     if frame is None:
         frame = labelled_frame(settings, settings.feature_service)

@@ -408,7 +408,7 @@ class Warehouse:
     def post_input_keys(self) -> pd.DataFrame:
         """post_id, content_hash, author_content_hash and media_path of every post, by time.
 
-        What :func:`smp_platform.refresh.input_hashes` needs to plan a refresh, without
+        What :func:`smp_platform.pipeline.refresh.input_hashes` needs to plan a refresh, without
         loading every column of every post (titles, tags, author fields) as ``posts_frame``
         would: four short strings per post. Same order and same values as ``posts_frame()``.
         """

@@ -15,7 +15,7 @@ Why not ``FeatureStore.get_online_features``:
   values per post, never nulls).
 - **Speed.** ``get_online_features`` converts every value to Python and back (measured: 623 ms
   for 1,000 rows of the full feature service). Here values are decoded straight into numpy:
-  for the embedded online store (:class:`~smp_platform.online_store.WideSqliteOnlineStore`,
+  for the embedded online store (:class:`~smp_platform.infra.online_store.WideSqliteOnlineStore`,
   one row per post and view) by **one SQL statement for every view** (the posts as a ``VALUES``
   list, each view's table left-joined on Feast's serialized entity key), with the
   ``ValueProto`` bytes decoded column by column; for any other online store (Redis in the
@@ -35,10 +35,12 @@ import sqlite3
 import struct
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from smp_platform.online.block import FeatureBlock
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +56,6 @@ SMALL_READ = 16
 
 class OnlineStoreUnavailable(RuntimeError):
     """The online store could not be read (file gone, locked, connection refused...)."""
-
-
-@dataclass
-class FeatureBlock:
-    """Features of ``post_ids`` in request order: one array per feature, NaN/None where missing."""
-
-    post_ids: list[str]
-    found: np.ndarray  # bool per post: at least one served feature is present
-    numeric: dict[str, np.ndarray] = field(default_factory=dict)  # float64 (bools as 0/1)
-    strings: dict[str, list[str | None]] = field(default_factory=dict)
-    embeddings: dict[str, list[np.ndarray | None]] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.post_ids)
 
 
 @dataclass(frozen=True)
@@ -109,7 +97,7 @@ class OnlineReader:
     """Reads the features of one feature service for many posts in one call per view."""
 
     def __init__(self, store: Any, service_name: str) -> None:
-        from smp_platform.online_store import (
+        from smp_platform.infra.online_store import (
             WideSqliteOnlineStore,
             string_key_encoder,
             wide_table_name,
@@ -184,7 +172,7 @@ class OnlineReader:
         """``SELECT <every served column of every view> FROM keys LEFT JOIN <each view's
         table>``: the tables and their columns as the store holds them now (a feature the
         table has no column for yet reads as null)."""
-        from smp_platform.online_store import feature_column, quote, table_features
+        from smp_platform.infra.online_store import feature_column, quote, table_features
 
         columns = []
         joins = []

@@ -25,7 +25,7 @@ from smp_platform.modeling.terms import TermReducer
 if TYPE_CHECKING:
     from sklearn.decomposition import PCA
 
-    from smp_platform.config import TrainSettings
+    from smp_platform.core.config import TrainSettings
 
 LABEL = "popularity"
 TIMESTAMP = EVENT_TIMESTAMP

@@ -16,8 +16,8 @@ import pandas as pd
 
 from feature_repo.data_sources import EVENT_TIMESTAMP
 from feature_repo.entities import POST_ID
-from smp_platform.config import Settings, TrainSettings
-from smp_platform.errors import UserError
+from smp_platform.core.config import Settings, TrainSettings
+from smp_platform.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ def served_columns(service_name: str) -> list[str]:
 
 def labelled_frame(settings: Settings, service_name: str | None = None) -> pd.DataFrame:
     """Every labelled post with its features as of its publication time, and its popularity."""
-    from smp_platform.store import FeatureStoreGateway, rows_with_features
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.infra.feast_store import FeatureStoreGateway, rows_with_features
+    from smp_platform.infra.warehouse import Warehouse
 
     service_name = service_name or settings.feature_service
     columns = served_columns(service_name)
@@ -82,7 +82,7 @@ def labelled_frame(settings: Settings, service_name: str | None = None) -> pd.Da
 
 def validation_frame(settings: Settings, service_name: str | None = None) -> pd.DataFrame:
     """The latest ``validation_fraction`` of the labelled posts (the time split's holdout)."""
-    from smp_platform.modeling.train import time_split
+    from smp_platform.modeling.fit import time_split
 
     _, valid = time_split(
         labelled_frame(settings, service_name), settings.train.validation_fraction
@@ -109,10 +109,10 @@ def train_candidate(settings: Settings) -> TrainOutcome:
 def train_on_frame(settings: Settings, frame: pd.DataFrame, service: str) -> TrainOutcome:
     """Backtest the recipe on ``frame``'s time split, refit it on all of ``frame``'s labelled
     posts, and register the refit with the backtest's metrics."""
-    from smp_platform.drift import log_reference_profile
+    from smp_platform.infra.mlflow_registry import ModelRegistry
+    from smp_platform.modeling.fit import backtest_then_refit, time_split
     from smp_platform.modeling.recipe import recipe_columns
-    from smp_platform.modeling.train import backtest_then_refit, time_split
-    from smp_platform.registry import ModelRegistry
+    from smp_platform.pipeline.monitor import log_reference_profile
 
     recipe, source = train_settings(settings)
     train, valid = time_split(frame, recipe.validation_fraction)

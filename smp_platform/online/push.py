@@ -1,14 +1,14 @@
 """Push a fresh post: into the warehouse, and its request-time features online within seconds.
 
 ``POST /v1/posts`` and ``smp ingest --push`` take a post in a draft's shape (see
-:mod:`smp_platform.drafts`) with its id (SMP-Video ``post.pid``, SMPD ``text.Pid``) and:
+:mod:`smp_platform.online.drafts`) with its id (SMP-Video ``post.pid``, SMPD ``text.Pid``) and:
 
 1. upsert it into the warehouse as the file readers would (same record models, same content
    hashes; its author row is the body's ``user`` / ``user_data`` block, else a copy of the
    author's latest stored row, else none), so the nightly refresh finds it like any new post;
 2. compute the views a post's own fields give (``PUSHED_GROUPS``: tabular, text, perplexity;
    never image: a pushed post has no media file) with the refresh's own
-   :func:`~smp_platform.refresh.compute_group` from the refresh's own warehouse reads
+   :func:`~smp_platform.pipeline.refresh.compute_group` from the refresh's own warehouse reads
    (:meth:`Warehouse.posts_frame`, ``author_history``, ``author_label_history``), so the pushed
    row is the row the nightly refresh will compute, as far as the warehouse knows then;
 3. write those rows online through each view's Feast ``PushSource``
@@ -36,8 +36,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from smp_platform.config import Settings
-from smp_platform.drafts import DRAFT_POST_ID, Draft, DraftError, parse_draft, read_json_file
+from smp_platform.core.config import Settings
+from smp_platform.online.drafts import DRAFT_POST_ID, Draft, DraftError, parse_draft, read_json_file
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class PushResult:
 
 def parse_pushed_post(body: Mapping[str, Any]) -> Draft:
     """A pushed post from a draft-shaped body that names the post's id; raises
-    :class:`~smp_platform.drafts.DraftError` with the reason the quarantine would give."""
+    :class:`~smp_platform.online.drafts.DraftError` with the reason the quarantine would give."""
     block, key = ID_FIELD.get(str(body.get("format")), (None, None))
     if block is not None and isinstance(body.get(block), Mapping):
         value = body[block].get(key)
@@ -101,7 +101,7 @@ def _author_row(draft: Draft, warehouse: Any) -> dict[str, Any] | None:
 
 
 def pushed_batch(draft: Draft, author: dict[str, Any] | None, source: str) -> Any:
-    """The one-post :class:`~smp_platform.warehouse.ParsedBatch` the warehouse ingests: the
+    """The one-post :class:`~smp_platform.infra.warehouse.ParsedBatch` the warehouse ingests: the
     file readers' own assembly (content hashes, columns) of one post."""
     from smp_platform.sources.assembly import PostDraft, assemble_batch
     from smp_platform.sources.quarantine import QuarantineLog
@@ -156,13 +156,13 @@ def _open_warehouse(settings: Settings) -> Any:
     """The warehouse for writing. Readers never take the writer lock, and DuckDB refuses a
     writer while another process reads the file (a service worker reloading its author index,
     for well under a second): retried for ``service.push_lock_wait_s``, then
-    :class:`~smp_platform.errors.DataDirBusy`."""
+    :class:`~smp_platform.core.errors.DataDirBusy`."""
     import time
 
     import duckdb
 
-    from smp_platform.errors import DataDirBusy
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.core.errors import DataDirBusy
+    from smp_platform.infra.warehouse import Warehouse
 
     deadline = time.monotonic() + settings.service.push_lock_wait_s
     while True:
@@ -180,7 +180,7 @@ def compute_pushed_features(
     """The pushed groups' view frames, by the refresh's own functions. Raises
     :class:`~smp_platform.features.encoders.EncoderUnavailable` or ``ImportError`` when a
     configured encoder cannot be loaded in this process."""
-    from smp_platform.refresh import compute_group, input_hashes, with_extra_inputs
+    from smp_platform.pipeline.refresh import compute_group, input_hashes, with_extra_inputs
 
     frames: dict[str, Any] = {}
     posts = posts.assign(input_hash=input_hashes(posts))
@@ -199,7 +199,7 @@ def push_post(
     be predicted from nulls, so when an encoder cannot be loaded nothing is pushed and the
     result says why (the nightly refresh puts the post online)."""
     from smp_platform.features.encoders import EncoderUnavailable
-    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.infra.feast_store import FeatureStoreGateway
 
     outcome, posts, history, labels = store_post(settings, draft, source)
     result = PushResult(str(draft.post["post_id"]), outcome)
@@ -223,7 +223,7 @@ def push_post(
 def read_pushed_posts(path: Path) -> list[Draft]:
     """The posts of a JSON file: one ``POST /v1/posts`` body, or a list of them. Every post is
     checked before any is written; a file a user can fix raises :class:`UserError`."""
-    from smp_platform.errors import UserError
+    from smp_platform.core.errors import UserError
 
     body = read_json_file(path, "post")
     bodies = body if isinstance(body, list) else [body]
@@ -242,8 +242,8 @@ def read_pushed_posts(path: Path) -> list[Draft]:
 def push_file(settings: Settings, path: Path) -> list[PushResult]:
     """``smp ingest --push``: every post of the file stored and pushed (caller holds the lock).
     A conflicting post stops the run (the ones before it are stored) with a UserError."""
-    from smp_platform.errors import UserError
-    from smp_platform.store import FeatureStoreGateway
+    from smp_platform.core.errors import UserError
+    from smp_platform.infra.feast_store import FeatureStoreGateway
 
     drafts = read_pushed_posts(path)
     gateway = FeatureStoreGateway(settings)  # one Feast store for the file, not one per post

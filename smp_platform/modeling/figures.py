@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from smp_platform.modeling.features import LABEL, embedding_matrix
+from smp_platform.modeling.matrix import LABEL, embedding_matrix
 
 if TYPE_CHECKING:
-    from smp_platform.modeling.train import TrainedModel
+    from smp_platform.modeling.fit import TrainedModel
 
 POPULARITY_BANDS = 5
 MAX_PROJECTED_POSTS = 2000

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from smp_platform.modeling.features import ADAPTED_EMBEDDINGS, LABEL, TIMESTAMP, ModelMatrix
+from smp_platform.modeling.matrix import ADAPTED_EMBEDDINGS, LABEL, TIMESTAMP, ModelMatrix
 
 if TYPE_CHECKING:
     from catboost import CatBoostRegressor
 
-    from smp_platform.config import TrainSettings
+    from smp_platform.core.config import TrainSettings
     from smp_platform.modeling.pyfunc import PopularityModel
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def backtest(
     adapted: Collection[str] = ADAPTED_EMBEDDINGS,
 ) -> Backtest:
     """Fit the recipe on ``train`` and score it on the labelled posts of ``valid``."""
-    from smp_platform.modeling.evaluate import with_baseline
+    from smp_platform.modeling.metrics import with_baseline
 
     scored = valid[valid[LABEL].notna()]
     if scored.empty:

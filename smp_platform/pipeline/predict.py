@@ -9,15 +9,15 @@ import pandas as pd
 
 from feature_repo.data_sources import EVENT_TIMESTAMP
 from feature_repo.entities import POST_ID
-from smp_platform.config import Settings
-from smp_platform.errors import UserError
-from smp_platform.formats import SourceFormat
+from smp_platform.core.config import Settings
+from smp_platform.core.errors import UserError
+from smp_platform.core.formats import SourceFormat
 
 
 def posts_frame(settings: Settings, post_ids: Sequence[str], service_name: str) -> pd.DataFrame:
     """Features of the given posts as of their publication time (offline store)."""
-    from smp_platform.store import FeatureStoreGateway
-    from smp_platform.warehouse import Warehouse
+    from smp_platform.infra.feast_store import FeatureStoreGateway
+    from smp_platform.infra.warehouse import Warehouse
 
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         posts = warehouse.posts_frame(list(post_ids))
@@ -27,7 +27,7 @@ def posts_frame(settings: Settings, post_ids: Sequence[str], service_name: str) 
 
 def predict_posts(settings: Settings, post_ids: list[str]) -> pd.DataFrame:
     """post_id, popularity and model_version of each post, from the current ``@champion``."""
-    from smp_platform.registry import ModelRegistry
+    from smp_platform.infra.mlflow_registry import ModelRegistry
 
     registry = ModelRegistry(settings)
     version, service = registry.require_champion()
@@ -41,9 +41,9 @@ def predict_posts(settings: Settings, post_ids: list[str]) -> pd.DataFrame:
 def predict_batch(settings: Settings, fmt: SourceFormat | str, path: Path, output: Path) -> int:
     """Load posts (without labels), refresh their features, and let the champion predict them;
     writes ``post_id,popularity`` to ``output`` and returns the number of posts."""
-    from smp_platform.ingest import ingest
-    from smp_platform.refresh import refresh
-    from smp_platform.registry import ModelRegistry
+    from smp_platform.infra.mlflow_registry import ModelRegistry
+    from smp_platform.pipeline.ingest import ingest
+    from smp_platform.pipeline.refresh import refresh
     from smp_platform.sources import read_source
 
     ModelRegistry(settings).require_champion()  # say so before computing any feature

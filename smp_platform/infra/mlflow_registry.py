@@ -3,7 +3,7 @@
 It owns the client (tracking AND registry URI), the one artifact location, the experiment,
 logging a trained model as a run + registered version, the ``@champion`` alias, loading a
 version, and tags. The promotion *rule* is :mod:`smp_platform.modeling.promotion`; the
-promotion *verb* is :mod:`smp_platform.promote`.
+promotion *verb* is :mod:`smp_platform.pipeline.promote`.
 """
 
 from __future__ import annotations
@@ -22,19 +22,19 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from smp_platform.config import Settings
-from smp_platform.errors import UserError
-from smp_platform.modeling.evaluate import metrics, with_baseline
-from smp_platform.modeling.features import LABEL, TIMESTAMP
+from smp_platform.core.config import Settings
+from smp_platform.core.errors import UserError
+from smp_platform.modeling.matrix import LABEL, TIMESTAMP
+from smp_platform.modeling.metrics import metrics, with_baseline
 
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
 
     from mlflow import MlflowClient
-    from smp_platform.config import TrainSettings
-    from smp_platform.modeling.drift import DriftReport
+    from smp_platform.core.config import TrainSettings
+    from smp_platform.modeling.fit import Backtest, TrainedModel
     from smp_platform.modeling.promotion import PromotionDecision
-    from smp_platform.modeling.train import Backtest, TrainedModel
+    from smp_platform.modeling.psi import DriftReport
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +201,8 @@ class ModelRegistry:
         window and its training cutoff; the run logs the whole recipe.
         """
         import mlflow
+        from smp_platform.modeling.figures import plot_feature_importance
         from smp_platform.modeling.recipe import RECIPE_PARAM
-        from smp_platform.modeling.report import plot_feature_importance
 
         if backtest is not None:
             valid, scores = backtest.valid, backtest.scores
@@ -441,7 +441,7 @@ class ModelRegistry:
         return profile
 
     def _log_drift_artifacts(self, run_id: str, report: DriftReport) -> None:
-        from smp_platform.modeling.drift import write_artifacts
+        from smp_platform.modeling.psi import write_artifacts
 
         with tempfile.TemporaryDirectory() as scratch:
             for path in write_artifacts(report, Path(scratch)):

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from feature_repo.data_sources import CREATED_AT, EVENT_TIMESTAMP
 from feature_repo.entities import POST_ID
 from feature_repo.feature_views import ENCODER_ID, INPUT_HASH, VIEW_FIELDS, Dtype
-from smp_platform.config import Settings
+from smp_platform.core.config import Settings
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
@@ -40,7 +40,7 @@ POSTGRES_DSN_ENV = "SMP_COMPOSE__POSTGRES_DSN"
 REDIS_PASSWORD_ENV = "SMP_FEAST_REDIS_PASSWORD"
 # The embedded profile's online store (imported by Feast from this path, not here: Feast's
 # import costs seconds that an up-to-date refresh should not pay).
-WIDE_SQLITE = "smp_platform.online_store.WideSqliteOnlineStore"
+WIDE_SQLITE = "smp_platform.infra.online_store.WideSqliteOnlineStore"
 
 
 _ARROW_TYPES = {
@@ -154,10 +154,10 @@ class FeatureStoreGateway:
                 "registry_type": "file",
                 "path": str(s.feast_dir / "registry.db"),
                 # Written by atomic replace: the service reads it while a refresh writes it.
-                "registry_store_type": "smp_platform.feast_registry.AtomicFileRegistryStore",
+                "registry_store_type": "smp_platform.infra.feast_registry.AtomicFileRegistryStore",
                 "cache_ttl_seconds": 10,
             }
-            # Feast's SQLite store with one row per post and view (smp_platform.online_store)
+            # Feast's SQLite store with one row per post and view (smp_platform.infra.online_store)
             online = {"type": WIDE_SQLITE, "path": str(s.feast_dir / "online.db")}
         return {
             "project": s.feast_project,
@@ -254,10 +254,11 @@ class FeatureStoreGateway:
         }
         _write_atomically(
             s.feast_dir / "repo.py",
-            '"""Rendered by smp_platform.store (do not edit): this data dir\'s Feast objects."""\n'
+            '"""Rendered by smp_platform.infra.feast_store (do not edit): this data dir\'s '
+            'Feast objects."""\n'
             "\n"
             "from feature_repo import definitions\n"
-            "from smp_platform.config import Settings\n"
+            "from smp_platform.core.config import Settings\n"
             "\n"
             f"for _obj in definitions(Settings(**{overrides!r})):\n"
             '    globals()[f"{type(_obj).__name__}_{_obj.name}"] = _obj\n',

@@ -6,16 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from smp_platform.config import Settings
-from smp_platform.formats import SourceFormat
+from smp_platform.core.config import Settings
+from smp_platform.core.formats import SourceFormat
 
 
 def ingest(
     settings: Settings, fmt: SourceFormat | str, path: Path, *, with_labels: bool = True
 ) -> Any:
     """Parse a dataset directory and upsert it into the warehouse; returns the summary."""
+    from smp_platform.infra.warehouse import Warehouse
     from smp_platform.sources import read_source
-    from smp_platform.warehouse import Warehouse
 
     batch = read_source(SourceFormat(fmt), Path(path), with_labels=with_labels)
     with Warehouse(settings.warehouse_path) as warehouse:
