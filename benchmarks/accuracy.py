@@ -50,17 +50,18 @@ def load_frame(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
     """(labelled frame of stored features, warehouse posts, warehouse labels)."""
     import duckdb
 
-    from feature_repo.feature_views import VIEW_FIELDS, feature_names
+    from smp_platform.testing.feature_frames import builtin_groups
 
     offline = data_dir / "offline"
     frame: pd.DataFrame | None = None
-    for view in VIEW_FIELDS:
+    views = {v.name: v.feature_names for v in builtin_groups().views}
+    for view in views:
         parts = sorted((offline / view).glob("part-*.parquet"))
         if not parts:
             continue
         rows = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
         rows = rows.sort_values("created_at").drop_duplicates("post_id", keep="last")
-        rows = rows[["post_id", TIMESTAMP, *feature_names(view)]]
+        rows = rows[["post_id", TIMESTAMP, *views[view]]]
         frame = (
             rows
             if frame is None
@@ -131,11 +132,12 @@ class Prepared:
 
 def prepare(fold: Fold, settings: TrainSettings, columns: list[str]) -> Prepared:
     from smp_platform.modeling.matrix import ModelMatrix
+    from smp_platform.testing.feature_frames import served_spec
 
     train = fold.train
     y = train[LABEL].to_numpy(dtype=np.float64)
     order = pd.to_datetime(train[TIMESTAMP], utc=True).astype("int64").to_numpy()
-    matrix = ModelMatrix.for_columns(columns, settings)
+    matrix = ModelMatrix(served_spec(columns), settings)
     X_train = matrix.fit_transform(train, y, order)
     X_valid = matrix.transform(fold.valid)
     return Prepared(
@@ -295,16 +297,16 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
-    from feature_repo.feature_services import service_spec
-    from feature_repo.feature_views import FEATURE_VIEW
     from smp_platform.modeling.fit import backtest, train_model
     from smp_platform.modeling.metrics import metrics
+    from smp_platform.testing.feature_frames import builtin_groups, served_spec
 
     torch.set_num_threads(args.threads)
     frame, posts, labels = load_frame(args.data_dir.expanduser().resolve())
-    served = [c for c in service_spec("popularity_v1").columns if c in frame.columns]
+    groups = builtin_groups()
+    served = [c for c in groups.service("popularity_v1").columns if c in frame.columns]
     # the research rows build the new signals themselves, from the warehouse
-    columns = [c for c in served if FEATURE_VIEW[c] not in NEW_VIEWS]
+    columns = [c for c in served if groups.view_of[c] not in NEW_VIEWS]
     settings = TrainSettings(**BEFORE)
     folds = make_folds(frame)
     print(
@@ -327,7 +329,7 @@ def main() -> None:
             ),
         }
         for name, (recipe, wanted) in platform_rows.items():
-            tested = backtest(fold.train, fold.valid, recipe, wanted)
+            tested = backtest(fold.train, fold.valid, recipe, served_spec(wanted))
             results.setdefault(name, {})[fold.name] = tested.scores
             print(
                 f"  [{time.perf_counter() - started:6.0f} s] {fold.name:8s} {name}",
@@ -342,7 +344,7 @@ def main() -> None:
         prepared.extras["history_all"] = history_columns(fold, posts, labels, all_labels=True)
         for recipe in ablation_rows():
             if recipe.platform:
-                trained = train_model(fold.train, settings, columns)
+                trained = train_model(fold.train, settings, served_spec(columns))
                 prediction = trained.predict(fold.valid)
             else:
                 prediction = fit_predict(recipe, prepared, args.threads)

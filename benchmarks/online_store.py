@@ -31,14 +31,14 @@ use_offline_environment()
 
 LAYOUTS = {
     "Feast's SQLite": "sqlite",
-    "wide": "smp_platform.infra.online_store.WideSqliteOnlineStore",
+    "wide": "smp_platform.infra.sqlite_store.WideSqliteOnlineStore",
 }
 
 
 def _store(root: Path, project: str, online_type: str) -> Any:
     from feast.repo_config import RepoConfig
 
-    from smp_platform.infra.online_store import WideSqliteOnlineStore
+    from smp_platform.infra.sqlite_store import WideSqliteOnlineStore
 
     config = RepoConfig(
         project=project,

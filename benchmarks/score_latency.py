@@ -5,7 +5,7 @@ Prints p50/p99 of
 
 1. the plain lookup's hot path (online read + model matrix + CatBoost) for stored posts: the
    baseline;
-2. scoring a draft in this process (:func:`smp_platform.online.drafts.score_draft`, encoders loaded
+2. scoring a draft in this process (:func:`smp_platform.online.scoring.score_draft`, models loaded
    once before timing), with the split: tabular features, text encoder, perplexity LM, model;
 3. the same drafts over HTTP against the service in this process (JSON, validation, thread
    hand-off included), and ``?explain=true&best_time=true``;
@@ -67,18 +67,16 @@ def main() -> None:
     import numpy as np
     from online_latency import platform_settings
 
+    from smp_platform.features.registry import groups_for
     from smp_platform.infra.feast_store import FeatureStoreGateway
     from smp_platform.infra.warehouse import Warehouse
-    from smp_platform.online.drafts import (
-        AuthorIndex,
-        load_draft_encoders,
-        parse_draft,
-        score_draft,
-    )
+    from smp_platform.online.authors import AuthorIndex
     from smp_platform.online.scorer import Scorer
+    from smp_platform.online.scoring import draft_groups, load_draft_models, score_draft
     from smp_platform.service.champion import read_champion
     from smp_platform.service.reader import OnlineReader
     from smp_platform.service.runner import running_service
+    from smp_platform.sources import parse_draft
 
     settings = platform_settings(args.data_dir, args.posts, "smp-bench-score-")
     champion = read_champion(settings, None).loaded
@@ -93,8 +91,10 @@ def main() -> None:
     parsed = [parse_draft(d) for d in drafts]
 
     started = time.perf_counter()
-    encoders = load_draft_encoders(settings, scorer)
-    print(f"encoders loaded once: {sorted(encoders)} in {time.perf_counter() - started:.1f} s")
+    needed, _ = draft_groups(groups_for(settings), scorer)
+    load_draft_models(settings, needed)
+    encoders = sorted(g.name for g in needed if g.has_model)
+    print(f"models loaded once: {encoders} in {time.perf_counter() - started:.1f} s")
 
     # 1. the plain lookup (baseline)
     lookup = []
@@ -115,9 +115,11 @@ def main() -> None:
         cpu.append(time.process_time() - c0)
         split.append(result.timings)
     parts: dict[str, list[float]] = {
-        "  tabular features (+ author history)": [t.features_s for t in split],
-        "  text encoder + similarities": [t.text_s for t in split],
-        "  perplexity LM": [t.perplexity_s for t in split],
+        "  the draft as inputs (author as of its time)": [t.inputs_s for t in split],
+        **{
+            f"  feature group {group.name}": [t.groups_s.get(group.name, 0.0) for t in split]
+            for group in needed
+        },
         "  model (block, matrix, CatBoost)": [t.model_s for t in split],
     }
     explained = []
@@ -143,7 +145,7 @@ def main() -> None:
 
     print(
         f"\n{len(parsed)} drafts, {len(lookup)} lookups, champion v{champion.version} "
-        f"({champion.feature_service}), encoders {sorted(encoders)}"
+        f"({champion.feature_service}), models {encoders}"
     )
     print(line("plain lookup by post_id (read + model)", lookup))
     print(line("draft, in process (target p50 <= 80 ms)", total))
@@ -157,9 +159,11 @@ def main() -> None:
     load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
     print(f"load average (1 min) at the end: {load} on {os.cpu_count()} cores")
     ratio = percentile_ms(total, 0.5) / percentile_ms(lookup, 0.5)
+    modelled = {g.name for g in needed if g.has_model}
+    in_models = sum(s for t in split for g, s in t.groups_s.items() if g in modelled)
     print(
-        f"\ndraft / lookup p50: {ratio:.0f}x; encoders are "
-        f"{100 * sum(t.encoders_s for t in split) / sum(total):.0f}% of a draft's time"
+        f"\ndraft / lookup p50: {ratio:.0f}x; the groups with a model are "
+        f"{100 * in_models / sum(total):.0f}% of a draft's time"
     )
 
 

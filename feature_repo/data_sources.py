@@ -3,10 +3,10 @@
 Each refresh batch writes one file per view, named by its content, so a re-run overwrites
 instead of duplicating. Feast's DuckDB offline store scans the glob in place.
 
-The views a post's own fields compute at request time (see ``PUSHED_GROUPS`` in
-``feature_views.py``) read that parquet through a ``PushSource`` named ``<view>_push``: the
-parquet stays their batch source (training, materialize), and ``POST /v1/posts`` / ``smp ingest
---push`` write a fresh post's row online through the push source before the nightly refresh.
+The views of request-time groups (a post's own fields compute them: drafts, pushed posts) read
+that parquet through a ``PushSource`` named ``<view>_push``: the parquet stays their batch source
+(training, materialize), and ``POST /v1/posts`` / ``smp ingest --push`` write a fresh post's row
+online through the push source before the nightly refresh.
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-# The post's publication time: a row holds what was known then (point-in-time joins).
-EVENT_TIMESTAMP = "event_timestamp"
-# When the row was computed: Feast keeps the latest for a given event time.
-CREATED_AT = "created_at"
+from smp_platform.features.schema import CREATED_AT, EVENT_TIMESTAMP
 
 # The event time of a pushed (provisional) online row: older than any post's own time (the
 # sources reject posts before 1990), so the nightly row, which carries the post's time, always

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-ENTITY = "post"
-POST_ID = "post_id"  # the join key of every view, and the warehouse's post key
+from smp_platform.features.schema import ENTITY, POST_ID
 
 
 def build_entity() -> Any:

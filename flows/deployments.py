@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from flows.promote import train_and_promote_flow
+from flows.refresh import refresh_flow
 from smp_platform.core.config import Settings
 
 REFRESH_DEPLOYMENT = "nightly-refresh"
@@ -21,9 +23,6 @@ def build_deployments(
     from prefect.deployments.runner import EntrypointType
     from prefect.events import DeploymentEventTrigger
     from prefect.schedules import Cron
-
-    from flows.promote import train_and_promote_flow
-    from flows.refresh import refresh_flow
 
     # Deployment runs build their settings from the worker's SMP_* environment.
     refresh = refresh_flow.to_deployment(

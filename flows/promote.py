@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from flows.train import train_flow
 from smp_platform.core.config import Settings, bound_settings, run_settings
 from smp_platform.core.locking import writer_lock
 from smp_platform.modeling.promotion import PromotionDecision
@@ -23,8 +24,6 @@ def promote_flow(data_dir: str | None = None, version: str | None = None) -> Pro
 @flow(name="train-and-promote", log_prints=False)
 def train_and_promote_flow(data_dir: str | None = None) -> PromotionDecision:
     """The nightly model job, run after the feature refresh."""
-    from flows.train import train_flow
-
     settings = run_settings(data_dir)
     with writer_lock(settings.root, "train-and-promote", settings.lock_timeout_s):
         outcome = train_flow(data_dir)

@@ -15,7 +15,9 @@ from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from smp_platform.core.config import Settings, bound_settings, run_settings
+from smp_platform.core.errors import RefreshFailed
 from smp_platform.core.locking import writer_lock
+from smp_platform.core.progress import stage_progress
 from smp_platform.pipeline import refresh
 
 
@@ -63,8 +65,6 @@ def refresh_flow(
     and the failed posts are still stale for the next run. Settings come from the caller's
     :func:`~smp_platform.core.config.bound_settings` or the environment, never from a parameter.
     """
-    from smp_platform.core.progress import stage_progress
-
     settings = run_settings(data_dir)
     logger = get_run_logger()
     with writer_lock(settings.root, "refresh", settings.lock_timeout_s):
@@ -106,8 +106,6 @@ def run_refresh(
         if use_dask
         else refresh_flow
     )
-    from smp_platform.core.errors import RefreshFailed
-
     with bound_settings(settings):
         state = flow_(data_dir=str(settings.root), show_progress=show_progress, return_state=True)
     outcome = state.result(raise_on_failure=False)

@@ -9,8 +9,10 @@ door per outside system), ``sources`` (dataset readers), ``pipeline`` (the batch
 
 import importlib
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
+from collections.abc import Sequence
 from types import ModuleType
 
 __version__ = "0.1.0"
@@ -27,7 +29,9 @@ MOVED_MODULES = {
 class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Imports an old module name as the module it moved to (the same module object)."""
 
-    def find_spec(self, name: str, path: object = None, target: object = None) -> object:
+    def find_spec(
+        self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
         if name in MOVED_MODULES:
             return importlib.util.spec_from_loader(name, self)
         return None

@@ -17,7 +17,12 @@ from typing import Annotated
 
 import typer
 
-from smp_platform.core.formats import SourceFormat
+from smp_platform.core.formats import DEFAULT_FORMAT, FORMATS, SourceFormat
+
+DEFAULT_SOURCE_FORMAT = SourceFormat(DEFAULT_FORMAT)
+FORMAT_OPTION = typer.Option(
+    "--format", help=f"Input format: {', '.join(FORMATS)} (smp_platform/core/formats.py)."
+)
 
 app = typer.Typer(
     name="smp",
@@ -98,13 +103,11 @@ def ingest(
     path: Annotated[
         Path,
         typer.Argument(
-            help="Dataset directory (SMP-Video jsonl or SMPD json); with --push, a JSON file "
-            "of one post or a list of them."
+            help="Dataset directory of the --format; with --push, a JSON file of one post or "
+            "a list of them."
         ),
     ],
-    fmt: Annotated[
-        SourceFormat, typer.Option("--format", help="Input format.")
-    ] = SourceFormat.SMP_VIDEO,
+    fmt: Annotated[SourceFormat, FORMAT_OPTION] = DEFAULT_SOURCE_FORMAT,
     no_labels: Annotated[bool, typer.Option("--no-labels", help="Ignore label files.")] = False,
     push: Annotated[
         bool,
@@ -121,7 +124,7 @@ def ingest(
     if push:
         import json
 
-        from smp_platform.online.push import push_file
+        from smp_platform.online.files import push_file
 
         with _writing(settings, "ingest --push"):
             results = push_file(settings, path)
@@ -133,7 +136,7 @@ def ingest(
     from smp_platform.pipeline.ingest import ingest as ingest_dataset
 
     with _writing(settings, "ingest"):
-        summary = ingest_dataset(settings, fmt, path, with_labels=not no_labels)
+        summary = ingest_dataset(settings, str(fmt), path, with_labels=not no_labels)
     typer.echo(f"ingest {path}: {summary}")
 
 
@@ -150,7 +153,7 @@ def refresh(
     """Compute, validate and store features of posts that have none (or stale ones), and put
     every stored row online. Exit 1 when a batch failed (the good ones are stored and online;
     the failed posts are retried by the next refresh)."""
-    from smp_platform.pipeline.refresh import check_for_work
+    from smp_platform.pipeline.refresh import check_for_work, ready_groups
 
     settings = _settings()
     with _writing(settings, "refresh"):
@@ -159,6 +162,9 @@ def refresh(
         if not check.has_work:
             typer.echo(f"refresh: {check}")
             return
+        # The groups with work loaded and checked before Prefect starts: a misdeclared group
+        # says so here (exit 2), the flow then reuses the loaded models.
+        ready_groups(settings, check.stale)
         from flows.refresh import run_refresh
 
         summary = run_refresh(settings, use_dask=dask, show_progress=sys.stderr.isatty())
@@ -209,16 +215,14 @@ def promote(
 def predict(
     input_path: Annotated[Path, typer.Option("--input", help="Dataset directory to predict.")],
     output: Annotated[Path, typer.Option("--output", help="CSV file: post_id,popularity.")],
-    fmt: Annotated[
-        SourceFormat, typer.Option("--format", help="Input format.")
-    ] = SourceFormat.SMP_VIDEO,
+    fmt: Annotated[SourceFormat, FORMAT_OPTION] = DEFAULT_SOURCE_FORMAT,
 ) -> None:
     """Batch prediction: load the posts (no labels), compute their features, predict."""
     from smp_platform.pipeline.predict import predict_batch
 
     settings = _settings()
     with _writing(settings, "predict"):
-        n = predict_batch(settings, fmt, input_path, output)
+        n = predict_batch(settings, str(fmt), input_path, output)
     typer.echo(f"predict: {n:,} posts -> {output}")
 
 
@@ -248,14 +252,22 @@ def serve(
 
 
 @app.command()
-def evaluate() -> None:
-    """The paper's ablation (one model per feature set) on the time-split validation posts:
-    prints SRC/MAE per row and logs them to MLflow (parent + child runs)."""
+def evaluate(
+    folds: Annotated[
+        int, typer.Option(help="Time folds: 1 the newest posts, 2 also the ones before them.")
+    ] = 1,
+    feature_service: Annotated[
+        str | None,
+        typer.Option(help="Feature service to read (default: the configured one)."),
+    ] = None,
+) -> None:
+    """The paper's ablation (one model per feature set, one row per feature group's stage) on
+    the time-split validation posts: prints SRC/MAE per row and logs them to MLflow."""
     from smp_platform.pipeline.evaluate import evaluate as run_evaluation
 
     settings = _settings()
     with _writing(settings, "evaluate"):  # logs runs to the data dir's MLflow store
-        result = run_evaluation(settings)
+        result = run_evaluation(settings, folds=folds, feature_service=feature_service)
     typer.echo(result)
 
 
@@ -279,7 +291,7 @@ def score(
     """Score a post that is not published yet (as POST /v1/popularity:score); prints JSON."""
     import json
 
-    from smp_platform.online.drafts import score_file
+    from smp_platform.online.files import score_file
 
     body = score_file(_settings(), input_path, explain=explain, best_time=best_time)
     typer.echo(json.dumps(body, indent=2))

@@ -6,9 +6,21 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 import pandas as pd
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
+from flows.promote import run_promote
+from flows.refresh import run_refresh
+from flows.train import run_train
 from smp_platform.core.config import Settings
+from smp_platform.infra.warehouse import Warehouse
+from smp_platform.pipeline.evaluate import evaluate
+from smp_platform.pipeline.ingest import ingest, slice_smp_video
+from smp_platform.pipeline.report import write_reports
+from smp_platform.service.runner import running_service
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_TRAIN = REPO_ROOT / "data" / "smp-video" / "train"
@@ -22,19 +34,6 @@ def demo(
     with_ablation: bool = True,
     unseen_posts: int = 200,
 ) -> None:
-    import httpx
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    from flows.promote import run_promote
-    from flows.refresh import run_refresh
-    from flows.train import run_train
-    from smp_platform.pipeline.evaluate import evaluate
-    from smp_platform.pipeline.ingest import ingest, slice_smp_video
-    from smp_platform.pipeline.report import write_reports
-    from smp_platform.service.runner import running_service
-
     console = Console()
     started = time.perf_counter()
     train_dir = Path(data) if data else BUNDLED_TRAIN
@@ -96,8 +95,6 @@ def demo(
 
 def _demo_post(settings: Settings, *, unseen: bool) -> tuple[str, int]:
     """A post to look up (an unlabelled one when there are), and the number of posts."""
-    from smp_platform.infra.warehouse import Warehouse
-
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         posts = warehouse.posts_frame()
         labels = warehouse.labels_frame()

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
@@ -34,6 +34,11 @@ OFFLINE_ENVIRONMENT = {
     # MLflow's per-download tqdm bar (a line of \r frames in `smp report`'s output and in logs)
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
+
+
+# The feature service a model is trained on and served from unless configured otherwise: the
+# feature groups join it unless they say otherwise (FeatureGroup.services).
+DEFAULT_FEATURE_SERVICE = "popularity_v1"
 
 
 def use_offline_environment() -> None:
@@ -176,7 +181,20 @@ class Settings(BaseSettings):
 
     profile: Literal["embedded", "compose"] = "embedded"
     data_dir: Path = Path(".smp")
-    feature_service: str = "popularity_v1"
+    feature_service: str = DEFAULT_FEATURE_SERVICE
+    # Feature groups of your own, beside the built-in ones: "module:attribute" or
+    # "/path/to/file.py:attribute" naming a smp_platform.features.FeatureGroup
+    # (SMP_FEATURE_GROUPS='["my_team.features.language:group"]'); docs/EXTENDING.md.
+    feature_groups: list[str] = Field(default_factory=list)
+    # Options a group of your own reads (settings.feature_options["<group>"]), e.g. its batch
+    # size or model directory; the platform passes them along and never reads them.
+    feature_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # The online store, independently of the profile: None takes the profile's (embedded:
+    # "sqlite", one row per post and view under the data dir; compose: "redis" at
+    # compose.redis_url). A Feast online store class of your own by its dotted path, configured
+    # with online_store_options.
+    online_store: str | None = None
+    online_store_options: dict[str, Any] = Field(default_factory=dict)
     feast_project: str = "smp"  # also namespaces the Redis keys of the compose profile
     # Posts per partition (the unit of progress, retry and Dask work). Tabular batches are
     # cheap and carry a fixed validation cost, so they are larger than model batches.

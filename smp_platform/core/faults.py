@@ -6,7 +6,8 @@ work and prove the next run repairs everything; it is not a setting and does not
 
 Points: ``between-views`` (a batch wrote its first view, not the others), ``before-materialize``
 (parts written, nothing materialized), ``during-materialize`` (one view materialized, its record
-not yet written), and ``batch-error`` (every batch of the tabular group raises instead of dying).
+not yet written), and ``batch-error:<group>`` (every batch of that feature group raises instead
+of dying).
 """
 
 from __future__ import annotations

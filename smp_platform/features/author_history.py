@@ -18,10 +18,13 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from feature_repo.feature_views import feature_names
-
-# The fields of the post_author_popularity view (feature_repo/feature_views.py).
-AUTHOR_HISTORY_FIELDS: tuple[str, ...] = tuple(feature_names("post_author_popularity"))
+# The fields of the post_author_popularity view (smp_platform/features/groups/tabular.py).
+AUTHOR_HISTORY_FIELDS: tuple[str, ...] = (
+    "author_labelled_prior_posts",
+    "author_popularity_mean",
+    "author_popularity_max",
+    "author_popularity_last",
+)
 
 
 def compute_author_history(

@@ -51,6 +51,7 @@ from smp_platform.features.encoders import (
     resolve_weights,
     select_device,
     setting_hint,
+    weights_fingerprint,
 )
 
 if TYPE_CHECKING:
@@ -127,8 +128,6 @@ def _load_gguf(gguf: Path) -> tuple[Any, Any]:
 
 def converted_dir(gguf: Path, models_dir: Path) -> Path:
     """Where the float32 conversion of ``gguf`` is cached (named by the GGUF's fingerprint)."""
-    from smp_platform.features.encoders import weights_fingerprint
-
     return Path(models_dir) / f"{gguf.stem}-{weights_fingerprint(gguf)}-f32"
 
 

@@ -1,8 +1,8 @@
 """Model-based feature groups: frame in, frame out (the models are passed in, I/O stays outside).
 
 Each ``compute_*`` returns one row per post with ``post_id`` and the features of its view
-(``feature_repo/feature_views.py``); the refresh adds the bookkeeping (``input_hash``,
-``encoder_id``) that decides when a row is recomputed.
+(declared by its group, :mod:`smp_platform.features.groups`); the refresh adds the bookkeeping
+(``input_hash``, ``encoder_id``) that decides when a row is recomputed.
 
 Missing values: a similarity is NaN when either side is missing, including empty text (an empty
 title or no tags has no meaning to compare); an embedding of empty text is still stored (see

@@ -2,7 +2,8 @@
 
 Inputs are the warehouse's canonical columns (docs/CONTRACTS.md): ``posts`` joined with
 ``post_authors`` plus, for author history, :meth:`Warehouse.author_history`. Outputs carry
-``post_id``, ``event_timestamp`` and exactly the fields of the matching Feast view.
+``post_id``, ``event_timestamp`` and the fields of one view of the tabular group
+(:mod:`smp_platform.features.groups.tabular`, which declares them).
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from feature_repo.data_sources import EVENT_TIMESTAMP
-from feature_repo.feature_views import feature_names
-from smp_platform.features.author_history import compute_author_history
+from smp_platform.features.author_history import AUTHOR_HISTORY_FIELDS, compute_author_history
+from smp_platform.features.schema import EVENT_TIMESTAMP
 from smp_platform.features.tags import tag_terms
 
 _HASHTAG = re.compile(r"#\w+")
@@ -65,7 +65,7 @@ def compute_author_features(posts: pd.DataFrame, history: pd.DataFrame) -> pd.Da
     out["author_days_since_previous_post"] = (
         hist["author_days_since_previous_post"].astype("float64").to_numpy()
     )
-    return out[["post_id", EVENT_TIMESTAMP, *feature_names("post_author")]]
+    return out
 
 
 def compute_temporal_features(posts: pd.DataFrame) -> pd.DataFrame:
@@ -78,7 +78,7 @@ def compute_temporal_features(posts: pd.DataFrame) -> pd.DataFrame:
     out["post_day_of_year"] = ts.dt.dayofyear.astype("int64").to_numpy()
     epoch = ts.astype("datetime64[us]").astype("int64") / 1e6 / SECONDS_PER_DAY
     out["post_epoch_days"] = np.asarray(epoch, dtype="float64")
-    return out[["post_id", EVENT_TIMESTAMP, *feature_names("post_temporal")]]
+    return out
 
 
 def _tag_list(value: object) -> list[str]:
@@ -140,14 +140,14 @@ def compute_content_features(posts: pd.DataFrame) -> pd.DataFrame:
     # SMPD writes 0/0 for "no location": unknown, not the Gulf of Guinea.
     no_geo = (out["latitude"] == 0) & (out["longitude"] == 0)
     out.loc[no_geo, ["latitude", "longitude", "geo_accuracy"]] = np.nan
-    return out[["post_id", EVENT_TIMESTAMP, *feature_names("post_content")]]
+    return out
 
 
 def compute_terms(posts: pd.DataFrame) -> pd.DataFrame:
     """The post's tags as a bag of terms (:func:`smp_platform.features.tags.tag_terms`)."""
     out = _keys(posts)
     out["tag_terms"] = [" ".join(tag_terms(v)) for v in posts["tags"]]
-    return out[["post_id", EVENT_TIMESTAMP, *feature_names("post_terms")]]
+    return out
 
 
 def compute_author_popularity(posts: pd.DataFrame, label_history: pd.DataFrame) -> pd.DataFrame:
@@ -162,11 +162,11 @@ def compute_author_popularity(posts: pd.DataFrame, label_history: pd.DataFrame) 
     known = compute_author_history(history, labels).set_index("post_id")
     out = _keys(posts)
     stats = known.reindex(out["post_id"])
-    for name in feature_names("post_author_popularity"):
+    for name in AUTHOR_HISTORY_FIELDS:
         values = stats[name]
         out[name] = (
             values.fillna(0).astype("int64").to_numpy()
             if name == "author_labelled_prior_posts"
             else values.astype("float64").to_numpy()
         )
-    return out[["post_id", EVENT_TIMESTAMP, *feature_names("post_author_popularity")]]
+    return out

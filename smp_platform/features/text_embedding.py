@@ -24,6 +24,7 @@ from smp_platform.features.encoders import (
     select_device,
     setting_hint,
 )
+from smp_platform.features.image_embedding import ImageEncoder
 
 if TYPE_CHECKING:
     from smp_platform.core.config import EncoderSettings
@@ -60,8 +61,6 @@ class TextEncoder:
                 f"switched off: no text model configured; set {setting_hint(SETTING)}"
             )
         if settings.text_model.strip().lower() == CLIP_TEXT:
-            from smp_platform.features.image_embedding import ImageEncoder
-
             return ImageEncoder.identity(settings) + ":text"
         weights = resolve_weights(settings.text_model, setting=SETTING)
         return encoder_id(f"sentence:{weights.name}", weights)
@@ -74,8 +73,6 @@ class TextEncoder:
                 f"switched off: no text model configured; set {setting_hint(SETTING)}"
             )
         if settings.text_model.strip().lower() == CLIP_TEXT:
-            from smp_platform.features.image_embedding import ImageEncoder
-
             clip = ImageEncoder.from_settings(settings)
             return cls(clip.encode_texts, encoder_id=clip.encoder_id + ":text", dim=clip.dim)
         return cls.sentence_transformer(settings)

@@ -1,9 +1,11 @@
 """Feast access: the offline parquet parts, the registry, materialization and online reads.
 
-One :class:`FeatureStoreGateway` per process and settings. The Feast configuration is built
-from settings (embedded: SQLite online store and file registry under the data dir; compose:
-Redis online store and a SQL registry on Postgres) and also written to
-``<data dir>/feast/feature_store.yaml`` so the ``feast`` CLI sees the same store.
+One :class:`FeatureStoreGateway` per process and settings. The Feast objects are those of the
+registered feature groups (``feature_repo.definitions``); the Feast configuration is built from
+settings (embedded: a file registry under the data dir; compose: a SQL registry on Postgres;
+the online store by ``settings.online_store``, else the profile's: SQLite under the data dir or
+Redis) and also written to ``<data dir>/feast/feature_store.yaml`` so the ``feast`` CLI sees
+the same store.
 """
 
 from __future__ import annotations
@@ -22,10 +24,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from feature_repo.data_sources import CREATED_AT, EVENT_TIMESTAMP
-from feature_repo.entities import POST_ID
-from feature_repo.feature_views import ENCODER_ID, INPUT_HASH, VIEW_FIELDS, Dtype
+import feature_repo
+from feature_repo.data_sources import PUSHED_EVENT_TIME, push_source_name
 from smp_platform.core.config import Settings
+from smp_platform.features.registry import groups_for
+from smp_platform.features.schema import (
+    CREATED_AT,
+    ENCODER_ID,
+    EVENT_TIMESTAMP,
+    INPUT_HASH,
+    POST_ID,
+    Dtype,
+    View,
+)
+from smp_platform.infra.online_store import ONLINE_STORES, has_stored_row
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
@@ -38,9 +50,6 @@ APPLIED_MARKER = "applied.sha256"  # fingerprint of the definitions + config las
 # Environment variables the rendered feature_store.yaml references instead of secret values.
 POSTGRES_DSN_ENV = "SMP_COMPOSE__POSTGRES_DSN"
 REDIS_PASSWORD_ENV = "SMP_FEAST_REDIS_PASSWORD"
-# The embedded profile's online store (imported by Feast from this path, not here: Feast's
-# import costs seconds that an up-to-date refresh should not pay).
-WIDE_SQLITE = "smp_platform.infra.online_store.WideSqliteOnlineStore"
 
 
 _ARROW_TYPES = {
@@ -53,14 +62,14 @@ _ARROW_TYPES = {
 }
 
 
-def view_schema(view_name: str) -> pa.Schema:
+def view_schema(view: View) -> pa.Schema:
     """The arrow schema of a view's parquet parts, derived from the view's field dtypes."""
     fields = [
         pa.field(POST_ID, pa.string(), nullable=False),
         pa.field(EVENT_TIMESTAMP, pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field(CREATED_AT, pa.timestamp("us", tz="UTC"), nullable=False),
     ]
-    fields += [pa.field(f.name, _ARROW_TYPES[f.dtype]) for f in VIEW_FIELDS[view_name]]
+    fields += [pa.field(f.name, _ARROW_TYPES[f.dtype]) for f in view.stored_fields]
     return pa.schema(fields)
 
 
@@ -69,9 +78,9 @@ def _utc_us(values: Any) -> pd.Series:
     return ts.dt.floor("us")
 
 
-def to_view_table(view_name: str, frame: pd.DataFrame, created_at: datetime) -> pa.Table:
+def to_view_table(view: View, frame: pd.DataFrame, created_at: datetime) -> pa.Table:
     """Cast a feature frame to the view's schema (raises on a missing column: a bug)."""
-    schema = view_schema(view_name)
+    schema = view_schema(view)
     data = frame.copy()
     data[EVENT_TIMESTAMP] = _utc_us(data[EVENT_TIMESTAMP]).to_numpy()
     created = pd.Timestamp(created_at)
@@ -79,7 +88,7 @@ def to_view_table(view_name: str, frame: pd.DataFrame, created_at: datetime) -> 
     data[CREATED_AT] = created.floor("us")
     missing = [name for name in schema.names if name not in data.columns]
     if missing:
-        raise KeyError(f"{view_name}: feature frame lacks columns {missing}")
+        raise KeyError(f"{view.name}: feature frame lacks columns {missing}")
     arrays = []
     for field in schema:
         column = data[field.name]
@@ -114,6 +123,7 @@ class FeatureStoreGateway:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.groups = groups_for(settings)
         self._services: dict[str, FeatureService] = {}
 
     # -- configuration -------------------------------------------------------------------
@@ -137,6 +147,34 @@ class FeatureStoreGateway:
                 "cache_ttl_seconds": 10,
                 "sqlalchemy_config_kwargs": {"pool_pre_ping": True},
             }
+        else:
+            registry = {
+                "registry_type": "file",
+                "path": str(s.feast_dir / "registry.db"),
+                # Written by atomic replace: the service reads it while a refresh writes it.
+                "registry_store_type": "smp_platform.infra.feast_registry.AtomicFileRegistryStore",
+                "cache_ttl_seconds": 10,
+            }
+        return {
+            "project": s.feast_project,
+            "provider": "local",
+            "registry": registry,
+            "online_store": self.online_store_config(for_file=for_file),
+            "offline_store": {"type": "duckdb"},
+            "entity_key_serialization_version": 3,
+        }
+
+    @property
+    def online_store_kind(self) -> str:
+        """``sqlite``, ``redis`` or the dotted path of a store class of the user's own."""
+        s = self.settings
+        return s.online_store or ("redis" if s.profile == "compose" else "sqlite")
+
+    def online_store_config(self, *, for_file: bool = False) -> dict[str, Any]:
+        """Feast's ``online_store`` section (``for_file``: secrets as ``${VAR}`` references)."""
+        s = self.settings
+        kind = self.online_store_kind
+        if kind == "redis":
             online: dict[str, Any] = {
                 "type": "redis",
                 "connection_string": _redis_connection_string(
@@ -149,24 +187,12 @@ class FeatureStoreGateway:
                 # (writer_lock), so the newest computation must always win.
                 "skip_dedup": True,
             }
+        elif kind == "sqlite":
+            # Feast's SQLite store with one row per post and view (smp_platform.infra.sqlite_store)
+            online = {"type": ONLINE_STORES["sqlite"], "path": str(s.feast_dir / "online.db")}
         else:
-            registry = {
-                "registry_type": "file",
-                "path": str(s.feast_dir / "registry.db"),
-                # Written by atomic replace: the service reads it while a refresh writes it.
-                "registry_store_type": "smp_platform.infra.feast_registry.AtomicFileRegistryStore",
-                "cache_ttl_seconds": 10,
-            }
-            # Feast's SQLite store with one row per post and view (smp_platform.infra.online_store)
-            online = {"type": WIDE_SQLITE, "path": str(s.feast_dir / "online.db")}
-        return {
-            "project": s.feast_project,
-            "provider": "local",
-            "registry": registry,
-            "online_store": online,
-            "offline_store": {"type": "duckdb"},
-            "entity_key_serialization_version": 3,
-        }
+            online = {"type": kind}
+        return {**online, **s.online_store_options}
 
     @cached_property
     def store(self) -> FeatureStore:
@@ -184,12 +210,12 @@ class FeatureStoreGateway:
         of the last apply: an up-to-date refresh pays no registry rewrite.
         """
         self.settings.ensure_dirs()
-        for view_name in VIEW_FIELDS:
-            view_dir = self.settings.offline_dir / view_name
+        for view in self.groups.views:
+            view_dir = self.settings.offline_dir / view.name
             view_dir.mkdir(parents=True, exist_ok=True)
             placeholder = view_dir / PLACEHOLDER_PART
             if not placeholder.exists():
-                pq.write_table(view_schema(view_name).empty_table(), placeholder)
+                pq.write_table(view_schema(view).empty_table(), placeholder)
         fingerprint = self.definitions_fingerprint()
         marker = self.settings.feast_dir / APPLIED_MARKER
         rendered = self.settings.feast_dir / "feature_store.yaml"
@@ -201,31 +227,28 @@ class FeatureStoreGateway:
             and (self.settings.profile != "embedded" or registry_file.exists())
         ):
             return False
-        from feature_repo import definitions
-
         self.render()
-        self.store.apply(definitions(self.settings))
-        if self.settings.profile == "embedded":
+        self.store.apply(feature_repo.definitions(self.settings))
+        if self.online_store_kind == "sqlite":
             _use_wal(self.settings.feast_dir / "online.db")
         _write_atomically(marker, fingerprint)
         return True
 
     def definitions_fingerprint(self) -> str:
         """A hash of what the applied objects are built from: the ``feature_repo`` sources, the
-        settings they read, the store's configuration (secrets only as part of the hash) and
-        Feast's version. Computed without importing Feast: importing it costs seconds (its
-        typeguard-instrumented classes are compiled at import), which an up-to-date refresh
-        should not pay."""
+        registered groups' declarations, the settings they read, the store's configuration
+        (secrets only as part of the hash) and Feast's version. Computed without importing
+        Feast: importing it costs seconds (its typeguard-instrumented classes are compiled at
+        import), which an up-to-date refresh should not pay."""
         import json
         from importlib.metadata import version
-
-        import feature_repo
 
         digest = hashlib.sha256()
         for source in sorted(Path(feature_repo.__file__).parent.glob("*.py")):
             digest.update(source.name.encode())
             digest.update(source.read_bytes())
         inputs = {
+            "groups": self.groups.declaration(),
             "config": self.config_dict(),
             # the service's settings (its push token) are no part of the Feast objects
             "settings": self.settings.model_dump(mode="json", exclude={"compose", "service"}),
@@ -246,11 +269,13 @@ class FeatureStoreGateway:
             s.feast_dir / "feature_store.yaml",
             yaml.safe_dump(self.config_dict(for_file=True), sort_keys=False),
         )
-        # Only what locates the store: everything else (secrets included) comes from SMP_* env.
+        # Only what locates the store and names its groups: everything else (secrets included)
+        # comes from SMP_* env. A group of the user's own must be importable where `feast` runs.
         overrides = {
             "data_dir": str(s.root),
             "profile": s.profile,
             "feast_project": s.feast_project,
+            "feature_groups": list(s.feature_groups),
         }
         _write_atomically(
             s.feast_dir / "repo.py",
@@ -276,7 +301,7 @@ class FeatureStoreGateway:
 
     def write_view(self, view_name: str, frame: pd.DataFrame, created_at: datetime) -> Path:
         """Write one batch of a view as a parquet part (atomic rename; idempotent name)."""
-        table = to_view_table(view_name, frame, created_at)
+        table = to_view_table(self.groups.view(view_name), frame, created_at)
         path = self.settings.offline_dir / view_name / f"part-{batch_key(frame)}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".parquet.tmp")
@@ -359,7 +384,7 @@ class FeatureStoreGateway:
         window: timedelta | None = None,
     ) -> int:
         """Materialize [start, end) in bounded windows (memory stays flat as data grows)."""
-        names = list(view_names or VIEW_FIELDS)
+        names = list(view_names or (v.name for v in self.groups.views))
         window = window or timedelta(days=self.settings.materialize_window_days)
         bounds = []
         cursor = start
@@ -393,8 +418,6 @@ class FeatureStoreGateway:
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 
-        from feature_repo.data_sources import PUSHED_EVENT_TIME, push_source_name
-
         provider = self.store._get_provider()
         written = []
         for view_name, frame in frames.items():
@@ -404,12 +427,14 @@ class FeatureStoreGateway:
                 for p in frame[POST_ID]
             ]
             stored = provider.online_store.online_read(self.store.config, view, keys, None)
-            fresh = [not _has_row(values) for _, values in stored]
+            fresh = [not has_stored_row(values) for _, values in stored]
             rows = frame.loc[fresh]
             if rows.empty:
                 continue
             table = to_view_table(
-                view_name, rows.assign(**{EVENT_TIMESTAMP: PUSHED_EVENT_TIME}), created_at
+                self.groups.view(view_name),
+                rows.assign(**{EVENT_TIMESTAMP: PUSHED_EVENT_TIME}),
+                created_at,
             )
             self.store.push(push_source_name(view_name), table.to_pandas(), to=PushMode.ONLINE)
             written.append(view_name)
@@ -421,14 +446,6 @@ class FeatureStoreGateway:
             features=self.feature_service(service_name), entity_rows=rows
         )
         return pd.DataFrame(response.to_dict())
-
-
-def _has_row(values: dict[str, Any] | None) -> bool:
-    """Whether an ``online_read`` answer is a stored row: SQLite answers None for a missing key,
-    Redis a dict of empty values (a written row always has its non-null bookkeeping fields)."""
-    if not values:
-        return False
-    return any(v.WhichOneof("val") is not None for v in values.values())
 
 
 def _redis_connection_string(url: str, *, password_ref: bool = False) -> str:

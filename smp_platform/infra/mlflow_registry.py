@@ -24,8 +24,12 @@ import pandas as pd
 
 from smp_platform.core.config import Settings
 from smp_platform.core.errors import UserError
+from smp_platform.modeling.figures import plot_feature_importance
 from smp_platform.modeling.matrix import LABEL, TIMESTAMP
 from smp_platform.modeling.metrics import metrics, with_baseline
+from smp_platform.modeling.promotion import PROMOTION_CRITERION
+from smp_platform.modeling.psi import write_artifacts
+from smp_platform.modeling.recipe import RECIPE_PARAM, recipe_from_params
 
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
@@ -125,6 +129,41 @@ def _window(frame: pd.DataFrame) -> tuple[str, str]:
     return timestamps.min().isoformat(), timestamps.max().isoformat()
 
 
+def _run_params(
+    trained: TrainedModel,
+    valid: pd.DataFrame,
+    backtest: Backtest | None,
+    feature_service: str,
+    recipe_source: str,
+) -> dict[str, Any]:
+    """What a version's run records of how it was made (promotion re-runs the recipe)."""
+    valid_start, valid_end = _window(valid)
+    params: dict[str, Any] = {
+        RECIPE_PARAM: trained.settings.model_dump_json(),
+        "recipe_source": recipe_source,
+        "evaluation": "backtest" if backtest is not None else "holdout",
+        "n_train": trained.n_train,
+        "n_valid": len(valid),
+        "feature_service": feature_service,
+        "feature_columns": ",".join(trained.feature_columns),
+        "dropped_columns": ",".join(trained.model.matrix.dropped) or "-",
+        "best_iteration": trained.best_iteration,
+        "rounds": trained.rounds,
+        "train_start": trained.train_start.isoformat(),
+        "train_end": trained.train_end.isoformat(),
+        "valid_start": valid_start,
+        "valid_end": valid_end,
+    }
+    if backtest is not None:
+        params.update(
+            backtest_n_train=backtest.trained.n_train,
+            backtest_train_end=backtest.trained.train_end.isoformat(),
+            backtest_best_iteration=backtest.trained.best_iteration,
+            backtest_rounds=backtest.trained.rounds,
+        )
+    return params
+
+
 _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
 
 
@@ -201,8 +240,6 @@ class ModelRegistry:
         window and its training cutoff; the run logs the whole recipe.
         """
         import mlflow
-        from smp_platform.modeling.figures import plot_feature_importance
-        from smp_platform.modeling.recipe import RECIPE_PARAM
 
         if backtest is not None:
             valid, scores = backtest.valid, backtest.scores
@@ -215,30 +252,7 @@ class ModelRegistry:
         evaluation = "backtest" if backtest is not None else "holdout"
         with self.run(run_name) as run:
             mlflow.log_params(trained.settings.model_dump())
-            params: dict[str, Any] = {
-                RECIPE_PARAM: trained.settings.model_dump_json(),
-                "recipe_source": recipe_source,
-                "evaluation": evaluation,
-                "n_train": trained.n_train,
-                "n_valid": len(valid),
-                "feature_service": feature_service,
-                "feature_columns": ",".join(trained.feature_columns),
-                "dropped_columns": ",".join(trained.model.matrix.dropped) or "-",
-                "best_iteration": trained.best_iteration,
-                "rounds": trained.rounds,
-                "train_start": trained.train_start.isoformat(),
-                "train_end": trained.train_end.isoformat(),
-                "valid_start": valid_start,
-                "valid_end": valid_end,
-            }
-            if backtest is not None:
-                params.update(
-                    backtest_n_train=backtest.trained.n_train,
-                    backtest_train_end=backtest.trained.train_end.isoformat(),
-                    backtest_best_iteration=backtest.trained.best_iteration,
-                    backtest_rounds=backtest.trained.rounds,
-                )
-            mlflow.log_params(params)
+            mlflow.log_params(_run_params(trained, valid, backtest, feature_service, recipe_source))
             mlflow.log_metrics({f"valid_{k}": v for k, v in scores.items()})
             mlflow.set_tags(
                 {
@@ -247,24 +261,7 @@ class ModelRegistry:
                     "evaluation": evaluation,
                 }
             )
-            with tempfile.TemporaryDirectory() as scratch:
-                directory = Path(scratch)
-                importance = plot_feature_importance(
-                    trained.feature_importance, directory / "feature_importance.png"
-                )
-                mlflow.log_artifact(str(importance), artifact_path="plots")
-                columns_file = directory / "feature_columns.json"
-                columns_file.write_text(json.dumps(trained.feature_columns))
-                mlflow.log_artifact(str(columns_file))
-                info = mlflow.pyfunc.log_model(
-                    name=MODEL_NAME_IN_RUN,
-                    python_model=trained.model,
-                    artifacts=trained.model.save_boosters(directory),
-                    signature=model_signature(trained),
-                    pip_requirements=_requirements(),
-                    registered_model_name=self.name,
-                )
-        version = str(info.registered_model_version)
+            version = self._log_model(trained)
         self.tag(
             version,
             {
@@ -294,6 +291,30 @@ class ModelRegistry:
         )
         return RegisteredCandidate(version=version, run_id=run.info.run_id, metrics=scores)
 
+    def _log_model(self, trained: TrainedModel) -> str:
+        """Inside the active run: the pyfunc (boosters as native files), its feature columns
+        and the importance plot; registers it and returns the new version."""
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as scratch:
+            directory = Path(scratch)
+            importance = plot_feature_importance(
+                trained.feature_importance, directory / "feature_importance.png"
+            )
+            mlflow.log_artifact(str(importance), artifact_path="plots")
+            columns_file = directory / "feature_columns.json"
+            columns_file.write_text(json.dumps(trained.feature_columns))
+            mlflow.log_artifact(str(columns_file))
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_NAME_IN_RUN,
+                python_model=trained.model,
+                artifacts=trained.model.save_boosters(directory),
+                signature=model_signature(trained),
+                pip_requirements=_requirements(),
+                registered_model_name=self.name,
+            )
+        return str(info.registered_model_version)
+
     def recorded_metrics(self, version: str) -> dict[str, float]:
         """The metrics a version's training run logged (``valid_*``, prefix dropped)."""
         run_id = self.client.get_model_version(self.name, str(version)).run_id
@@ -302,7 +323,6 @@ class ModelRegistry:
 
     def recipe(self, version: str) -> VersionRecipe:
         """A version's recipe, columns and feature service, from its run's logged params."""
-        from smp_platform.modeling.recipe import recipe_from_params
 
         run_id = self.client.get_model_version(self.name, str(version)).run_id
         params = dict(self.client.get_run(run_id).data.params) if run_id else {}
@@ -378,7 +398,6 @@ class ModelRegistry:
 
     def record_promotion(self, decision: PromotionDecision, mae_tolerance: float) -> None:
         """A decision as tags on the candidate version and as a run in its experiment."""
-        from smp_platform.modeling.promotion import PROMOTION_CRITERION
 
         client = self.client
         version = client.get_model_version(self.name, decision.candidate_version)
@@ -441,7 +460,6 @@ class ModelRegistry:
         return profile
 
     def _log_drift_artifacts(self, run_id: str, report: DriftReport) -> None:
-        from smp_platform.modeling.psi import write_artifacts
 
         with tempfile.TemporaryDirectory() as scratch:
             for path in write_artifacts(report, Path(scratch)):

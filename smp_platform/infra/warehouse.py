@@ -1,6 +1,8 @@
-"""The DuckDB warehouse: raw posts, their authors, labels and quarantine (docs/CONTRACTS.md).
+"""The DuckDB warehouse: raw posts, their authors, labels and quarantine (docs/CONTRACTS.md),
+and every SQL read of them.
 
-This module owns the tables' schema; the source readers build their rows to it.
+The tables' columns are :mod:`smp_platform.core.tables`'s; the source readers build their rows
+to them.
 
 Loading is an upsert by post_id inside one transaction: same content -> unchanged, new
 content -> updated, and a failure part-way leaves the previous state. Values always travel
@@ -10,7 +12,7 @@ as bound parameters or registered Arrow tables, never formatted into SQL.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,65 +23,18 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-# -- schema ------------------------------------------------------------------------------------
-# Every table's columns and DuckDB types, in table order: the DDL, the readers' frames and the
-# Arrow staging tables are all built from these, so a column is declared once.
-POST_COLUMNS: dict[str, str] = {
-    "post_id": "VARCHAR",
-    "user_id": "VARCHAR",
-    "posted_at": "TIMESTAMP",
-    "title": "VARCHAR",
-    "tags": "VARCHAR[]",
-    "language": "VARCHAR",
-    "location": "VARCHAR",
-    "latitude": "DOUBLE",
-    "longitude": "DOUBLE",
-    "geo_accuracy": "DOUBLE",
-    "category": "VARCHAR",
-    "subcategory": "VARCHAR",
-    "concept": "VARCHAR",
-    "media_type": "VARCHAR",
-    "media_path": "VARCHAR",
-    "media_width": "DOUBLE",
-    "media_height": "DOUBLE",
-    "media_duration": "DOUBLE",
-    "music_title": "VARCHAR",
-    "music_duration": "DOUBLE",
-    "caption": "VARCHAR",
-    "source_format": "VARCHAR",
-    "source_file": "VARCHAR",
-    "content_hash": "VARCHAR",
-}
-AUTHOR_COLUMNS: dict[str, str] = {
-    "post_id": "VARCHAR",
-    "user_id": "VARCHAR",
-    "follower_count": "BIGINT",
-    "following_count": "BIGINT",
-    "likes_count": "BIGINT",
-    "post_count": "BIGINT",
-    "digg_count": "BIGINT",
-    "heart_count": "BIGINT",
-    "friend_count": "BIGINT",
-    "is_pro": "BOOLEAN",
-    "first_post_at": "TIMESTAMP",
-    "timezone_offset": "DOUBLE",
-    "content_hash": "VARCHAR",
-}
-LABEL_COLUMNS: dict[str, str] = {"post_id": "VARCHAR", "popularity": "DOUBLE"}
-QUARANTINE_COLUMNS: dict[str, str] = {
-    "source_file": "VARCHAR",
-    "line": "BIGINT",
-    "post_id": "VARCHAR",
-    "reason": "VARCHAR",  # "<kind>: <detail>"; summaries count by kind
-    "raw": "VARCHAR",
-}
+from smp_platform.core.tables import (
+    AUTHOR_COLUMNS,
+    AUTHOR_PROFILE_COLUMNS,
+    LABEL_COLUMNS,
+    POST_COLUMNS,
+    QUARANTINE_COLUMNS,
+    ParsedBatch,
+    reason_kind,
+)
+from smp_platform.features.group import FeatureInputs, Input
 
-# An upsert compares content hashes over these columns. Where the row came from is not content:
-# the same post read from a copy of the file is unchanged.
-_NOT_CONTENT = {"source_format", "source_file", "content_hash"}
-POST_CONTENT_COLUMNS = tuple(c for c in POST_COLUMNS if c not in _NOT_CONTENT)
-AUTHOR_CONTENT_COLUMNS = tuple(c for c in AUTHOR_COLUMNS if c not in _NOT_CONTENT)
-
+# -- tables -----------------------------------------------------------------------------------
 # The refresh's record of offline parquet parts already materialized to the online store, one
 # row per (view, part file) as it was when materialized (size + mtime): a part missing here, or
 # rewritten since, is pending, whoever wrote it and however that run ended.
@@ -116,48 +71,6 @@ _ARROW_TYPES = {
     "BOOLEAN": pa.bool_(),
     "TIMESTAMP": pa.timestamp("us"),
 }
-
-_PANDAS_DTYPES = {
-    "VARCHAR": "object",
-    "VARCHAR[]": "object",
-    "DOUBLE": "float64",
-    "BIGINT": "Int64",
-    "BOOLEAN": "boolean",
-    "TIMESTAMP": "datetime64[us]",
-}
-
-
-def reason_kind(reason: str) -> str:
-    """The kind of a quarantine reason ("bad JSON: Expecting value ..." -> "bad JSON")."""
-    return reason.split(":", 1)[0]
-
-
-@dataclass
-class ParsedBatch:
-    """One load's rows, as :meth:`Warehouse.ingest` takes them.
-
-    Columns are the tables' (``POST_COLUMNS`` ...) minus ``ingested_at``; build the frames with
-    :func:`frame_from_records` so that an empty frame has the same dtypes as a full one.
-    """
-
-    posts: pd.DataFrame
-    authors: pd.DataFrame
-    labels: pd.DataFrame
-    quarantine: pd.DataFrame
-
-
-def frame_from_records(records: list[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
-    """A frame with exactly ``columns`` in order, typed as the warehouse column types."""
-    return pd.DataFrame(
-        {
-            name: pd.Series([r.get(name) for r in records], dtype=_PANDAS_DTYPES[sql_type])
-            for name, sql_type in columns.items()
-        }
-    )
-
-
-# Author columns that posts_frame adds to the post's own (post_id and user_id come from posts).
-_AUTHOR_FIELDS = tuple(c for c in AUTHOR_COLUMNS if c not in ("post_id", "user_id", "content_hash"))
 
 
 @dataclass
@@ -389,7 +302,7 @@ class Warehouse:
 
     def posts_frame(self, post_ids: Sequence[str] | None = None) -> pd.DataFrame:
         """Posts with their author columns (all posts when ``post_ids`` is None), by time."""
-        author_columns = ", ".join(f"a.{c}" for c in _AUTHOR_FIELDS)
+        author_columns = ", ".join(f"a.{c}" for c in AUTHOR_PROFILE_COLUMNS)
         query = (
             f"SELECT p.*, {author_columns}, a.content_hash AS author_content_hash "
             "FROM posts p LEFT JOIN post_authors a ON a.post_id = p.post_id "
@@ -405,10 +318,21 @@ class Warehouse:
         frame["tags"] = [None if t is None else list(t) for t in frame["tags"]]
         return _typed(frame, {**TABLES["posts"], **TABLES["post_authors"]})
 
+    def feature_inputs(self, post_ids: Sequence[str], reads: Collection[Input]) -> FeatureInputs:
+        """What a feature group's compute receives for these posts: the posts frame, and the
+        author history and the authors' label history when the group reads them."""
+        return FeatureInputs(
+            posts=self.posts_frame(post_ids),
+            author_history=self.author_history(post_ids) if Input.AUTHOR_HISTORY in reads else None,
+            label_history=self.author_label_history(post_ids)
+            if Input.LABEL_HISTORY in reads
+            else None,
+        )
+
     def post_input_keys(self) -> pd.DataFrame:
         """post_id, content_hash, author_content_hash and media_path of every post, by time.
 
-        What :func:`smp_platform.pipeline.refresh.input_hashes` needs to plan a refresh, without
+        What :func:`smp_platform.features.inputs.input_hashes` needs to plan a refresh, without
         loading every column of every post (titles, tags, author fields) as ``posts_frame``
         would: four short strings per post. Same order and same values as ``posts_frame()``.
         """
@@ -431,6 +355,31 @@ class Warehouse:
             return None
         row = _typed(rows, AUTHOR_COLUMNS).astype(object).iloc[0].to_dict()
         return {k: None if pd.isna(v) else v for k, v in row.items()}
+
+    def post_times_by_author(self) -> pd.DataFrame:
+        """user_id and posted_at of every post, by author then time (the author index)."""
+        return self._con.execute(
+            "SELECT user_id, posted_at FROM posts ORDER BY user_id, posted_at"
+        ).df()
+
+    def latest_author_rows(self) -> pd.DataFrame:
+        """Per author, user_id and the author columns of their latest post (the profile a
+        draft without its own author block is scored with)."""
+        columns = ", ".join(f"a.{c}" for c in AUTHOR_PROFILE_COLUMNS)
+        return self._con.execute(
+            f"SELECT p.user_id, {columns} FROM posts p "
+            "JOIN post_authors a ON a.post_id = p.post_id "
+            "QUALIFY row_number() OVER "
+            "(PARTITION BY p.user_id ORDER BY p.posted_at DESC, p.post_id DESC) = 1"
+        ).df()
+
+    def labelled_posts_by_author(self) -> pd.DataFrame:
+        """post_id, user_id, posted_at and popularity of every labelled post, by author and
+        time."""
+        return self._con.execute(
+            "SELECT p.post_id, p.user_id, p.posted_at, l.popularity FROM posts p "
+            "JOIN labels l ON l.post_id = p.post_id ORDER BY p.user_id, p.posted_at"
+        ).df()
 
     def stored_post_hashes(self, post_id: str) -> tuple[str, str | None] | None:
         """(post content hash, author content hash) of a stored post, or None if not stored."""

@@ -1,23 +1,27 @@
 """Ablation as in the paper: add one feature group at a time, score each on the same posts.
 
-Rows (cumulative): tabular only (without the tag terms and the author's earlier popularity);
-+ text embedding (PCA, no adapter); + adapted text embedding; + perplexity; + inconsistency
-signals (similarities); + image embedding (adapted, and every other served feature but the two
-below); + tag terms (TF-IDF/SVD fitted in the model); + author popularity (the full model).
-Each row is trained on the time-split training posts and scored (SRC, MAE) on the latest posts,
-beside the median baseline on the same posts. Logging to MLflow is the evaluate verb's job
-(:mod:`smp_platform.pipeline.evaluate`).
+The rows come from the registered groups' ablation stages (``FeatureGroup.stages``), sorted by
+their order and cumulative. With the built-in groups: tabular only (without the tag terms and
+the author's earlier popularity); + text embedding (PCA, no adapter); + adapted text embedding;
++ perplexity; + inconsistency signals (similarities); + image embedding (adapted); + tag terms
+(TF-IDF/SVD fitted in the model); + author popularity; then one row per group of the user's own.
+The last row holds every available feature ("(all)"). Each row is trained on the time-split
+training posts and scored (SRC, MAE) on the latest posts, beside the median baseline on the
+same posts. Logging to MLflow is the evaluate verb's job (:mod:`smp_platform.pipeline.evaluate`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from smp_platform.modeling.matrix import LABEL
+from smp_platform.features.registry import FeatureGroups
+from smp_platform.modeling.fit import time_folds, train_model
+from smp_platform.modeling.matrix import LABEL, feature_kinds
 from smp_platform.modeling.metrics import with_baseline
 
 if TYPE_CHECKING:
@@ -33,74 +37,88 @@ class AblationStep:
     adapted: tuple[str, ...]
 
 
-AUTHOR_POPULARITY_VIEW = "post_author_popularity"
+@dataclass
+class _Row:
+    order: int
+    label: str
+    features: list[str] = field(default_factory=list)
+    adapt: list[str] = field(default_factory=list)
 
 
-def ablation_steps(available: list[str]) -> list[AblationStep]:
-    """The eight cumulative feature sets, limited to the columns ``available`` in the frame."""
-    from feature_repo.feature_views import KINDS, VIEWS, FieldKind, embedding_columns, feature_names
-    from smp_platform.modeling.figures import similarity_columns
-
+def ablation_steps(available: Sequence[str], groups: FeatureGroups) -> list[AblationStep]:
+    """The cumulative feature sets of the groups' stages, limited to the ``available``
+    columns (the frame's); the last one holds every available feature."""
     present = set(available)
-
-    def keep(names: list[str]) -> list[str]:
-        return [n for n in names if n in present]
-
-    def of_group(group: str) -> list[str]:
-        return [f.name for v in VIEWS if v.group == group for f in v.features]
-
-    text_embedding = tuple(embedding_columns("text"))
-    image_embedding = tuple(embedding_columns("image"))
-    terms = keep([name for name, kind in KINDS.items() if kind == FieldKind.TERMS])
-    author_popularity = keep(feature_names(AUTHOR_POPULARITY_VIEW))
-    later = set(terms) | set(author_popularity)
-    tabular = [c for c in keep(of_group("tabular")) if c not in later]
-    text = keep(list(text_embedding))
-    perplexity = keep(of_group("perplexity"))
-    similarities = keep(similarity_columns())
-    served = [c for c in keep([f.name for v in VIEWS for f in v.features]) if c not in later]
-    image = list(dict.fromkeys([*tabular, *text, *perplexity, *similarities, *served]))
-    both = text_embedding + image_embedding
-    cumulative: list[tuple[str, list[str], tuple[str, ...]]] = [
-        ("tabular", tabular, ()),
-        ("+ text embedding", tabular + text, ()),
-        ("+ adapted text embedding", tabular + text, text_embedding),
-        ("+ perplexity", tabular + text + perplexity, text_embedding),
-        (
-            "+ inconsistency signals",
-            tabular + text + perplexity + similarities,
-            text_embedding,
-        ),
-        ("+ image embedding", image, both),
-        ("+ tag terms", image + terms, both),
-        ("+ author popularity (all)", image + terms + author_popularity, both),
-    ]
-    return [AblationStep(name, tuple(cols), adapted) for name, cols, adapted in cumulative]
+    rows: dict[str, _Row] = {}
+    for group in groups:
+        stages = group.stages()
+        claimed = {name for stage in stages for name in stage.features or ()}
+        for stage in stages:
+            names = stage.features
+            if names is None:
+                names = tuple(n for n in group.feature_names if n not in claimed)
+            row = rows.setdefault(stage.label, _Row(stage.order, stage.label))
+            row.order = min(row.order, stage.order)
+            row.features += [n for n in names if n in present]
+            row.adapt += list(stage.adapt)
+    ordered = sorted(rows.values(), key=lambda r: r.order)  # stable: first declared first
+    steps: list[AblationStep] = []
+    columns: list[str] = []
+    adapted: list[str] = []
+    for i, row in enumerate(ordered):
+        columns += [n for n in row.features if n not in columns]
+        adapted += [n for n in row.adapt if n not in adapted]
+        name = row.label
+        if i == len(ordered) - 1:
+            # whatever no stage named enters with the last row, which then holds everything
+            fields = [f.name for v in groups.views for f in v.fields]
+            columns += [n for n in fields if n in present and n not in columns]
+            name += " (all)"
+        steps.append(AblationStep(name, tuple(columns), tuple(adapted)))
+    return steps
 
 
-def run_ablation(frame: pd.DataFrame, settings: TrainSettings) -> pd.DataFrame:
-    """Train and score each ablation row on the time split; one row per step (with its
-    ``feature_columns`` and ``adapted``), ``attrs`` n_train / n_valid."""
-    from smp_platform.modeling.fit import time_split, train_model
+def fold_name(k: int) -> str:
+    """The name of time fold ``k``: ``newest`` (the backtest's split), ``earlier``, ..."""
+    return "newest" if k == 0 else "earlier" if k == 1 else f"earlier{k}"
 
-    labelled = frame[frame[LABEL].notna()]
-    train, valid = time_split(labelled, settings.validation_fraction)
+
+def run_ablation(
+    frame: pd.DataFrame, settings: TrainSettings, groups: FeatureGroups, *, folds: int = 1
+) -> pd.DataFrame:
+    """Train and score each ablation row on ``folds`` time folds (the newest first: the time
+    split; then the same split of the posts before its window, ...); one row per step (with its
+    ``feature_columns`` and ``adapted``), the newest fold's metrics as ``src``, ``mae``, ...
+    and fold k's as ``src_fold<k>``; ``attrs`` n_train / n_valid (newest) and ``folds``."""
+    splits = time_folds(frame[frame[LABEL].notna()], folds, settings.validation_fraction)
     rows = []
-    for step in ablation_steps(list(frame.columns)):
-        trained = train_model(train, settings, list(step.feature_columns), adapted=step.adapted)
-        scores = with_baseline(valid[LABEL], trained.predict(valid), trained.train_median)
-        rows.append(
-            {
-                "step": step.name,
-                "n_features": len(step.feature_columns),
-                "feature_columns": ",".join(step.feature_columns),
-                "adapted": ",".join(step.adapted) or "-",
-                **scores,
-            }
-        )
-        log.info("ablation %-26s SRC %.4f  MAE %.4f", step.name, scores["src"], scores["mae"])
+    for step in ablation_steps(list(frame.columns), groups):
+        spec = feature_kinds(step.feature_columns, groups.fields)
+        row: dict[str, object] = {
+            "step": step.name,
+            "n_features": len(step.feature_columns),
+            "feature_columns": ",".join(step.feature_columns),
+            "adapted": ",".join(step.adapted) or "-",
+        }
+        for k, (train, valid) in enumerate(splits):
+            trained = train_model(train, settings, spec, adapted=step.adapted)
+            scores = with_baseline(valid[LABEL], trained.predict(valid), trained.train_median)
+            suffix = "" if k == 0 else f"_fold{k}"
+            row.update({f"{key}{suffix}": value for key, value in scores.items()})
+            log.info(
+                "ablation %-26s %-8s SRC %.4f  MAE %.4f",
+                step.name,
+                fold_name(k),
+                scores["src"],
+                scores["mae"],
+            )
+        rows.append(row)
     table = pd.DataFrame(rows)
-    table.attrs.update(n_train=len(train), n_valid=len(valid))
+    table.attrs.update(
+        n_train=len(splits[0][0]),
+        n_valid=len(splits[0][1]),
+        folds=[(fold_name(k), len(t), len(v)) for k, (t, v) in enumerate(splits)],
+    )
     return table
 
 
@@ -109,7 +127,29 @@ MEDIAN_BASELINE = "median baseline"
 
 def format_ablation(table: pd.DataFrame) -> str:
     """The ablation table as fixed-width text: the median baseline first (every row shares the
-    split, so its training median), then each row, with the baseline's MAE beside it."""
+    split, so its training median), then each row; one fold: with the baseline's MAE beside
+    it, several: SRC and MAE per fold."""
+    folds = table.attrs.get("folds") or [("newest", 0, 0)]
+    if len(folds) == 1:
+        return _one_fold(table)
+    columns = {"step": "step", "n_features": "n_features"}
+    for k, (name, _, _) in enumerate(folds):
+        suffix = "" if k == 0 else f"_fold{k}"
+        columns |= {f"src{suffix}": f"{name} SRC", f"mae{suffix}": f"{name} MAE"}
+    shown = table[list(columns)].rename(columns=columns)
+    if len(table):
+        baseline = {"step": MEDIAN_BASELINE, "n_features": 0}
+        for k, (name, _, _) in enumerate(folds):
+            suffix = "" if k == 0 else f"_fold{k}"
+            baseline[f"{name} SRC"] = table.iloc[0].get(f"baseline_src{suffix}", 0.0)
+            baseline[f"{name} MAE"] = table.iloc[0][f"baseline_mae{suffix}"]
+        shown = pd.concat([pd.DataFrame([baseline]), shown], ignore_index=True)
+    text = shown.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    described = "; ".join(f"{name}: {t:,} -> {v:,}" for name, t, v in folds)
+    return text + f"\n(time folds, trained on the older posts -> scored on the next: {described})"
+
+
+def _one_fold(table: pd.DataFrame) -> str:
     shown = table[["step", "n_features", "src", "mae", "baseline_mae"]]
     if len(table):
         first = table.iloc[0]

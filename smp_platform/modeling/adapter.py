@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from smp_platform.core.config import TrainSettings
+
 if TYPE_CHECKING:
     import torch
-
-    from smp_platform.core.config import TrainSettings
 
 BATCH_SIZE = 256
 # Large sets get larger batches rather than more steps: an epoch stays <= 256 steps, so
@@ -219,8 +219,6 @@ def crossfit_transform(
     label never reaches its features. Rows with a missing embedding stay NaN and train nothing.
     """
     if settings is None:
-        from smp_platform.core.config import TrainSettings
-
         settings = TrainSettings()
     X = np.asarray(X, dtype=np.float32)
     folds = assign_folds(groups_or_order, k)

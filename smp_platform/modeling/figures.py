@@ -6,12 +6,14 @@ Every function writes PNGs (matplotlib Agg) and returns their paths; the caller 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from smp_platform.features.schema import Field, FieldKind
 from smp_platform.modeling.matrix import LABEL, embedding_matrix
 
 if TYPE_CHECKING:
@@ -22,7 +24,8 @@ MAX_PROJECTED_POSTS = 2000
 TOP_FEATURES = 30
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,17 +45,9 @@ def save_figure(fig: Any, path: Path) -> Path:
     return path
 
 
-def similarity_columns() -> list[str]:
-    """The inconsistency signals: the similarity features of the text and image groups."""
-    from feature_repo.feature_views import VIEWS
-
-    return [
-        f.name
-        for view in VIEWS
-        if view.group in ("text", "image")
-        for f in view.features
-        if f.name.endswith("_similarity")
-    ]
+def similarity_columns(fields: Iterable[Field]) -> list[str]:
+    """The inconsistency signals: the fields of kind ``similarity``."""
+    return [f.name for f in fields if f.kind == FieldKind.SIMILARITY]
 
 
 def popularity_bands(popularity: pd.Series, bands: int = POPULARITY_BANDS) -> pd.Series:
@@ -64,7 +59,7 @@ def popularity_bands(popularity: pd.Series, bands: int = POPULARITY_BANDS) -> pd
 
 def plot_feature_importance(importance: pd.Series, path: Path, top: int = TOP_FEATURES) -> Path:
     """Horizontal bar chart of CatBoost feature importance (top ``top``)."""
-    plt = _pyplot()
+    plt = pyplot()
     shown = importance.sort_values(ascending=False).head(top)[::-1]
     fig, ax = plt.subplots(figsize=(7, max(2.5, 0.25 * len(shown) + 1)))
     ax.barh(list(shown.index), shown.to_numpy())
@@ -81,12 +76,14 @@ def _band_means(frame: pd.DataFrame, column: str, bands: pd.Series) -> pd.DataFr
     return stats.sort_index()
 
 
-def plot_similarity_by_band(frame: pd.DataFrame, path: Path) -> Path | None:
+def plot_similarity_by_band(
+    frame: pd.DataFrame, path: Path, similarities: Sequence[str]
+) -> Path | None:
     """Mean image-text / tag / caption similarity (± 1.96 s.e.) per popularity band."""
-    columns = [c for c in similarity_columns() if c in frame.columns and frame[c].notna().any()]
+    columns = [c for c in similarities if c in frame.columns and frame[c].notna().any()]
     if not columns:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     bands = popularity_bands(frame[LABEL])
     fig, ax = plt.subplots(figsize=(6, 4))
     for column in columns:
@@ -119,7 +116,7 @@ def plot_perplexity_by_band(frame: pd.DataFrame, path: Path) -> Path | None:
     )
     if column is None:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     bands = popularity_bands(frame[LABEL])
     values = pd.to_numeric(frame[column], errors="coerce")
     labels = sorted(b for b in bands.dropna().unique())
@@ -171,7 +168,7 @@ def plot_adaptation(
         "before adaptation": raw[rows],
         "after adaptation": reduced.adapter.transform(raw[rows]),
     }
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     for ax, (title, matrix) in zip(axes, panels.items(), strict=True):
         points = PCA(n_components=2, random_state=seed).fit_transform(matrix)
@@ -183,13 +180,20 @@ def plot_adaptation(
     return save_figure(fig, path)
 
 
-def write_report(frame: pd.DataFrame, trained_model: TrainedModel, out_dir: Path) -> list[Path]:
-    """Write the analysis PNGs for labelled posts in ``frame``; plots without data are skipped."""
+def write_report(
+    frame: pd.DataFrame,
+    trained_model: TrainedModel,
+    out_dir: Path,
+    *,
+    similarities: Sequence[str] = (),
+) -> list[Path]:
+    """Write the analysis PNGs for labelled posts in ``frame`` (``similarities``: the
+    inconsistency signals to draw by band); plots without data are skipped."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     labelled = frame[frame[LABEL].notna()].reset_index(drop=True)
     written = [
-        plot_similarity_by_band(labelled, out_dir / "similarity_by_popularity.png"),
+        plot_similarity_by_band(labelled, out_dir / "similarity_by_popularity.png", similarities),
         plot_perplexity_by_band(labelled, out_dir / "perplexity_by_popularity.png"),
         plot_adaptation(labelled, trained_model, out_dir / "text_embedding_adaptation.png"),
         plot_feature_importance(

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from smp_platform.modeling.matrix import ADAPTED_EMBEDDINGS, LABEL, TIMESTAMP, ModelMatrix
+from smp_platform.modeling.matrix import LABEL, TIMESTAMP, FeatureSpec, ModelMatrix
+from smp_platform.modeling.metrics import with_baseline
 
 if TYPE_CHECKING:
     from catboost import CatBoostRegressor
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 MIN_EARLY_STOPPING_ROWS = 20
 
 
-def _sorted_by_time(frame: pd.DataFrame) -> pd.DataFrame:
+def sorted_by_time(frame: pd.DataFrame) -> pd.DataFrame:
     if TIMESTAMP not in frame.columns:
         raise ValueError(f"the frame needs an {TIMESTAMP!r} column (the post's publication time)")
     keys = [TIMESTAMP, "post_id"] if "post_id" in frame.columns else [TIMESTAMP]
@@ -42,7 +43,7 @@ def time_split(
     """
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
-    ordered = _sorted_by_time(frame)
+    ordered = sorted_by_time(frame)
     n_valid = max(1, math.ceil(len(ordered) * validation_fraction))
     if len(ordered) < 2:
         raise ValueError(f"need at least 2 posts to split, got {len(ordered)}")
@@ -53,7 +54,22 @@ def time_split(
     return ordered[~is_valid], ordered[is_valid]
 
 
-def _order_key(frame: pd.DataFrame) -> np.ndarray:
+def time_folds(
+    frame: pd.DataFrame, n_folds: int, fraction: float
+) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """``n_folds`` (train, window) pairs, newest first: each window is the newest ``fraction``
+    of the posts left once the newer windows are cut off; its training posts are all older."""
+    folds = []
+    remaining = sorted_by_time(frame[frame[LABEL].notna()])
+    for _ in range(n_folds):
+        train, window = time_split(remaining, fraction)
+        folds.append((train, window))
+        remaining = train
+    return folds
+
+
+def order_key(frame: pd.DataFrame) -> np.ndarray:
+    """Each post's publication time as int64 nanoseconds: the adapter's fold order."""
     return pd.to_datetime(frame[TIMESTAMP], utc=True).astype("int64").to_numpy()
 
 
@@ -132,26 +148,27 @@ def fit_boosters(
 def train_model(
     frame: pd.DataFrame,
     settings: TrainSettings,
-    feature_columns: Sequence[str],
+    spec: FeatureSpec,
     *,
-    adapted: Collection[str] = ADAPTED_EMBEDDINGS,
+    adapted: Collection[str] | None = None,
 ) -> TrainedModel:
     """Fit adapters, PCA, term reducers and CatBoost on the labelled posts in ``frame``.
 
     The number of boosting rounds is chosen by early stopping on the latest
     ``validation_fraction`` of these posts, then the model is refitted on all of them
-    (:func:`fit_boosters`). ``adapted`` names the embeddings that get the CLIP-Adapter (the
-    others are only reduced with PCA).
+    (:func:`fit_boosters`). ``spec``: the served columns the model reads, by kind;
+    ``adapted`` names the embeddings that get the CLIP-Adapter (None: all; the others are only
+    reduced with PCA).
     """
     from smp_platform.modeling.pyfunc import PopularityModel
 
     labelled = frame[frame[LABEL].notna()] if LABEL in frame.columns else None
     if labelled is None or len(labelled) < 2:
         raise ValueError(f"training needs at least 2 posts with a {LABEL!r} label")
-    train = _sorted_by_time(labelled)
+    train = sorted_by_time(labelled)
     y = train[LABEL].to_numpy(dtype=np.float64)
-    matrix = ModelMatrix.for_columns(list(feature_columns), settings, adapted)
-    X = matrix.fit_transform(train, y, _order_key(train))
+    matrix = ModelMatrix(spec, settings, None if adapted is None else tuple(adapted))
+    X = matrix.fit_transform(train, y, order_key(train))
     if matrix.dropped:
         log.info("dropped feature columns null on every training post: %s", matrix.dropped)
     boosters, best_iteration, rounds = fit_boosters(X, y, matrix.categorical, settings)
@@ -196,23 +213,21 @@ def backtest(
     train: pd.DataFrame,
     valid: pd.DataFrame,
     settings: TrainSettings,
-    feature_columns: Sequence[str],
+    spec: FeatureSpec,
     *,
-    adapted: Collection[str] = ADAPTED_EMBEDDINGS,
+    adapted: Collection[str] | None = None,
 ) -> Backtest:
     """Fit the recipe on ``train`` and score it on the labelled posts of ``valid``."""
-    from smp_platform.modeling.metrics import with_baseline
-
     scored = valid[valid[LABEL].notna()]
     if scored.empty:
         raise ValueError("the validation posts have no labels")
-    trained = train_model(train, settings, feature_columns, adapted=adapted)
+    trained = train_model(train, settings, spec, adapted=adapted)
     scores = with_baseline(scored[LABEL], trained.predict(scored), trained.train_median)
     return Backtest(trained, scored, scores)
 
 
 def backtest_then_refit(
-    frame: pd.DataFrame, settings: TrainSettings, feature_columns: Sequence[str]
+    frame: pd.DataFrame, settings: TrainSettings, spec: FeatureSpec
 ) -> tuple[Backtest, TrainedModel]:
     """The backtest on the time split, then the same recipe refitted on ALL labelled posts.
 
@@ -222,5 +237,5 @@ def backtest_then_refit(
     """
     labelled = frame[frame[LABEL].notna()]
     train, valid = time_split(labelled, settings.validation_fraction)
-    tested = backtest(train, valid, settings, feature_columns)
-    return tested, train_model(labelled, settings, feature_columns)
+    tested = backtest(train, valid, settings, spec)
+    return tested, train_model(labelled, settings, spec)

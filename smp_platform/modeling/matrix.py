@@ -1,24 +1,24 @@
 """Training/serving frame -> model matrix for CatBoost.
 
-Column kinds come from the feature views' dtypes and kinds (``feature_repo.feature_views``):
-``string`` fields are categorical unless their kind is ``terms`` (a bag of words), array fields
-are embeddings, the rest are numeric. The embeddings are adapted (CLIP-Adapter, cross-fitted on
-training rows) and reduced with PCA to ``settings.embedding_components`` columns each
+Column kinds come from the fields' dtypes and kinds (:func:`feature_kinds`, given the fields the
+feature groups declare): ``string`` fields are categorical unless their kind is ``terms`` (a bag
+of words), array fields are embeddings, the rest are numeric. The embeddings are adapted
+(CLIP-Adapter, cross-fitted on training rows) and reduced with PCA to
+``settings.embedding_components`` columns each
 (``text_embedding_pc0`` ...); terms get TF-IDF + SVD fitted on the training rows
 (``tag_terms_svd0`` ...); scalar signals (similarities, perplexity) stay as they are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from feature_repo.data_sources import EVENT_TIMESTAMP
-from feature_repo.feature_views import DTYPES, KINDS, Dtype, FieldKind, embedding_columns
+from smp_platform.features.schema import EVENT_TIMESTAMP, Dtype, Field, FieldKind
 from smp_platform.modeling.adapter import Adapter, crossfit_transform
 from smp_platform.modeling.terms import TermReducer
 
@@ -29,9 +29,6 @@ if TYPE_CHECKING:
 
 LABEL = "popularity"
 TIMESTAMP = EVENT_TIMESTAMP
-# Embeddings the paper adapts before the regressor (CLIP text and image features): every
-# Array-typed feature of the views.
-ADAPTED_EMBEDDINGS: tuple[str, ...] = tuple(embedding_columns())
 MISSING_CATEGORY = "missing"
 
 
@@ -48,23 +45,37 @@ class FeatureSpec:
     def columns(self) -> list[str]:
         return [*self.numeric, *self.categorical, *self.embedding, *self.terms]
 
+    def only(self, columns: Collection[str]) -> FeatureSpec:
+        """The columns of this spec that are in ``columns``, by kind, in this spec's order."""
+        keep = set(columns)
+        return FeatureSpec(
+            *(tuple(c for c in part if c in keep) for part in self._parts),
+        )
 
-def feature_kinds(feature_columns: Sequence[str]) -> FeatureSpec:
-    """Split feature columns into numeric / categorical / embedding / terms using the views'
-    dtypes and kinds."""
-    dtypes = DTYPES
-    unknown = [c for c in feature_columns if c not in dtypes]
+    def without(self, columns: Collection[str]) -> FeatureSpec:
+        drop = set(columns)
+        return self.only([c for c in self.columns if c not in drop])
+
+    @property
+    def _parts(self) -> tuple[tuple[str, ...], ...]:
+        return (self.numeric, self.categorical, self.embedding, self.terms)
+
+
+def feature_kinds(feature_columns: Sequence[str], fields: Mapping[str, Field]) -> FeatureSpec:
+    """Split feature columns into numeric / categorical / embedding / terms by their fields'
+    dtypes and kinds (``fields``: name -> field, as the registered feature groups declare)."""
+    unknown = [c for c in feature_columns if c not in fields]
     if unknown:
         raise ValueError(
             f"unknown feature columns {unknown}: every model feature must be a field of a view "
-            "in feature_repo/feature_views.py"
+            "of a registered feature group"
         )
     numeric, categorical, embedding, terms = [], [], [], []
     for column in dict.fromkeys(feature_columns):
-        dtype = dtypes[column]
+        dtype = fields[column].dtype
         if dtype.is_array:
             embedding.append(column)
-        elif KINDS.get(column) == FieldKind.TERMS:
+        elif fields[column].kind == FieldKind.TERMS:
             terms.append(column)
         elif dtype == Dtype.STRING:
             categorical.append(column)
@@ -142,10 +153,13 @@ class ReducedEmbedding:
 
 @dataclass
 class EmbeddingReducer:
-    """Adapter (cross-fitted) then PCA, per embedding column; fitted on training rows."""
+    """Adapter (cross-fitted) then PCA, per embedding column; fitted on training rows.
+
+    ``adapted``: the embeddings that get the CLIP-Adapter (None: every one, as the paper adapts
+    CLIP features before the regressor); the others are only reduced with PCA."""
 
     settings: TrainSettings
-    adapted: Collection[str] = ADAPTED_EMBEDDINGS
+    adapted: Collection[str] | None = None
     embeddings: dict[str, ReducedEmbedding] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)
 
@@ -163,7 +177,7 @@ class EmbeddingReducer:
                 self.dropped.append(name)
                 continue
             adapter = None
-            if name in self.adapted:
+            if self.adapted is None or name in self.adapted:
                 matrix, adapter = crossfit_transform(
                     matrix, y, order, self.settings.adapter_folds, self.settings
                 )
@@ -212,21 +226,12 @@ class ModelMatrix:
 
     spec: FeatureSpec
     settings: TrainSettings
-    adapted: Collection[str] = ADAPTED_EMBEDDINGS
+    adapted: Collection[str] | None = None  # None: every embedding (EmbeddingReducer)
     numeric: list[str] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     reducer: EmbeddingReducer | None = None
     term_reducers: dict[str, TermReducer] = field(default_factory=dict)
-
-    @classmethod
-    def for_columns(
-        cls,
-        feature_columns: Sequence[str],
-        settings: TrainSettings,
-        adapted: Collection[str] = ADAPTED_EMBEDDINGS,
-    ) -> ModelMatrix:
-        return cls(feature_kinds(feature_columns), settings, tuple(adapted))
 
     @property
     def feature_columns(self) -> list[str]:

@@ -33,11 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from smp_platform.modeling.matrix import (
-    embedding_matrix,
-    feature_kinds,
-    numeric_column,
-)
+from smp_platform.modeling.figures import pyplot, save_figure
+from smp_platform.modeling.matrix import FeatureSpec, embedding_matrix, numeric_column
 
 PROFILE_VERSION = 1
 PSI_FLOOR = 1e-4
@@ -159,14 +156,14 @@ def _embedding_summary(
 
 def build_profile(
     frame: pd.DataFrame,
-    feature_columns: Sequence[str],
+    spec: FeatureSpec,
     *,
     bins: int = 10,
     seed: int = 0,
     model: str = "",
 ) -> dict[str, Any]:
-    """The reference profile of ``frame``'s ``feature_columns`` (JSON-able)."""
-    spec = feature_kinds([c for c in feature_columns if c in frame.columns])
+    """The reference profile of the columns of ``spec`` that ``frame`` has (JSON-able)."""
+    spec = spec.only(frame.columns)
     features: dict[str, dict[str, Any]] = {}
     embeddings: dict[str, dict[str, Any]] = {}
     for column in spec.numeric:
@@ -377,9 +374,7 @@ def measure(
 
 def plot_drift(report: DriftReport, path: Path) -> Path:
     """PSI per feature (bars, red above the bound) beside the null shares that moved."""
-    from smp_platform.modeling.figures import _pyplot, save_figure
-
-    plt = _pyplot()
+    plt = pyplot()
     table = report.table.iloc[::-1]
     height = max(3.0, 0.22 * len(table) + 1.5)
     fig, (left, right) = plt.subplots(

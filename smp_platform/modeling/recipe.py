@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from feature_repo.feature_views import FEATURE_VIEW
 from smp_platform.core.config import TrainSettings
 
 RECIPE_FILE = "recipe.json"
@@ -30,10 +29,13 @@ TUNABLE_FIELDS = (
 LEGACY_RECIPE: dict[str, Any] = {"loss_function": "RMSE", "l2_leaf_reg": 3.0, "seeds": 1}
 
 
-def recipe_columns(feature_columns: Sequence[str], settings: TrainSettings) -> list[str]:
-    """The served columns a recipe's model reads: all but those of its excluded views."""
+def recipe_columns(
+    feature_columns: Sequence[str], settings: TrainSettings, view_of: Mapping[str, str]
+) -> list[str]:
+    """The served columns a recipe's model reads: all but those of its excluded views
+    (``view_of``: feature -> its view)."""
     excluded = set(settings.exclude_views)
-    return [c for c in feature_columns if FEATURE_VIEW.get(c) not in excluded]
+    return [c for c in feature_columns if view_of.get(c) not in excluded]
 
 
 def recipe_path(root: Path) -> Path:

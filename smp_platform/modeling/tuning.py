@@ -13,15 +13,15 @@ folds: both numbers users judge a model by, in the same units of improvement.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from smp_platform.modeling.fit import _order_key, _sorted_by_time, fit_boosters, time_split
-from smp_platform.modeling.matrix import LABEL, ModelMatrix
+from smp_platform.modeling.fit import fit_boosters, order_key, time_folds
+from smp_platform.modeling.matrix import LABEL, FeatureSpec, ModelMatrix
 from smp_platform.modeling.metrics import metrics
 from smp_platform.modeling.recipe import TUNABLE_FIELDS, apply_recipe, recipe_columns
 
@@ -33,26 +33,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOSSES = ("MAE", "RMSE", "Huber:delta=1.0")
-# Views a trial may leave out; the author, time and content views are always in.
-OPTIONAL_VIEWS = (
-    "post_terms",
-    "post_author_popularity",
-    "post_text_semantics",
-    "post_image_semantics",
-    "post_perplexity",
-)
 
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The ranges a trial draws from (the defaults fit a few thousand posts)."""
+    """The ranges a trial draws from (the defaults fit a few thousand posts).
+    ``optional_views``: the views a trial may leave out (None: those the feature groups
+    declare optional, as ``smp tune`` resolves it)."""
 
     losses: tuple[str, ...] = LOSSES
     depth: tuple[int, int] = (4, 8)
     learning_rate: tuple[float, float] = (0.01, 0.15)  # drawn on a log scale
     l2_leaf_reg: tuple[float, float] = (1.0, 30.0)  # drawn on a log scale
     iterations: tuple[int, int, int] = (500, 3000, 250)  # the cap (low, high, step)
-    optional_views: tuple[str, ...] = OPTIONAL_VIEWS
+    optional_views: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -76,24 +70,10 @@ class TrialResult:
     folds: list[dict[str, float]]
 
 
-def time_folds(
-    frame: pd.DataFrame, n_folds: int, fraction: float
-) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
-    """``n_folds`` (train, window) pairs, newest first: each window is the newest ``fraction``
-    of the posts left once the newer windows are cut off; its training posts are all older."""
-    folds = []
-    remaining = _sorted_by_time(frame[frame[LABEL].notna()])
-    for _ in range(n_folds):
-        train, window = time_split(remaining, fraction)
-        folds.append((train, window))
-        remaining = train
-    return folds
-
-
 def prepare_folds(
     frame: pd.DataFrame,
     settings: TrainSettings,
-    feature_columns: Sequence[str],
+    spec: FeatureSpec,
     *,
     n_folds: int = 2,
 ) -> list[Fold]:
@@ -101,8 +81,8 @@ def prepare_folds(
     prepared = []
     for train, window in time_folds(frame, n_folds, settings.validation_fraction):
         y = train[LABEL].to_numpy(dtype=np.float64)
-        matrix = ModelMatrix.for_columns(list(feature_columns), settings)
-        X_train = matrix.fit_transform(train, y, _order_key(train))
+        matrix = ModelMatrix(spec, settings)
+        X_train = matrix.fit_transform(train, y, order_key(train))
         prepared.append(
             Fold(
                 matrix,
@@ -116,11 +96,14 @@ def prepare_folds(
 
 
 def evaluate_recipe(
-    folds: Sequence[Fold], settings: TrainSettings, feature_columns: Sequence[str]
+    folds: Sequence[Fold],
+    settings: TrainSettings,
+    feature_columns: Sequence[str],
+    view_of: Mapping[str, str],
 ) -> list[dict[str, float]]:
-    """Metrics of one recipe (one seed) on each fold's window."""
+    """Metrics of one recipe (one seed) on each fold's window (``view_of``: feature -> view)."""
     single = settings.model_copy(update={"seeds": 1})
-    kept = recipe_columns(feature_columns, settings)
+    kept = recipe_columns(feature_columns, settings, view_of)
     scores = []
     for fold in folds:
         columns = fold.matrix.outputs_of(kept)
@@ -147,7 +130,7 @@ def suggest_recipe(
     }
     recipe["exclude_views"] = [
         view
-        for view in space.optional_views
+        for view in space.optional_views or ()
         if view in available_views and not trial.suggest_categorical(f"use_{view}", [True, False])
     ]
     return recipe
@@ -161,6 +144,7 @@ def search(
     settings: TrainSettings,
     feature_columns: Sequence[str],
     *,
+    view_of: Mapping[str, str],
     n_trials: int,
     space: SearchSpace | None = None,
     seed: int = 0,
@@ -171,15 +155,15 @@ def search(
     in order (``n_trials`` in all)."""
     import optuna
 
-    from feature_repo.feature_views import FEATURE_VIEW
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = space or SearchSpace()
-    available = sorted({FEATURE_VIEW[c] for c in feature_columns if c in FEATURE_VIEW})
+    available = sorted({view_of[c] for c in feature_columns if c in view_of})
     results: list[TrialResult] = []
 
     def run(number: int, recipe: dict[str, Any]) -> TrialResult:
-        fold_scores = evaluate_recipe(folds, apply_recipe(settings, recipe), feature_columns)
+        fold_scores = evaluate_recipe(
+            folds, apply_recipe(settings, recipe), feature_columns, view_of
+        )
         src = float(np.mean([s["src"] for s in fold_scores]))
         mae = float(np.mean([s["mae"] for s in fold_scores]))
         result = TrialResult(number, recipe, src - mae, src, mae, fold_scores)

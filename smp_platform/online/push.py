@@ -1,16 +1,17 @@
 """Push a fresh post: into the warehouse, and its request-time features online within seconds.
 
 ``POST /v1/posts`` and ``smp ingest --push`` take a post in a draft's shape (see
-:mod:`smp_platform.online.drafts`) with its id (SMP-Video ``post.pid``, SMPD ``text.Pid``) and:
+:mod:`smp_platform.sources.draft`) with its id (the format's ``id_field``: SMP-Video
+``post.pid``, SMPD ``text.Pid``) and:
 
 1. upsert it into the warehouse as the file readers would (same record models, same content
    hashes; its author row is the body's ``user`` / ``user_data`` block, else a copy of the
    author's latest stored row, else none), so the nightly refresh finds it like any new post;
-2. compute the views a post's own fields give (``PUSHED_GROUPS``: tabular, text, perplexity;
-   never image: a pushed post has no media file) with the refresh's own
-   :func:`~smp_platform.pipeline.refresh.compute_group` from the refresh's own warehouse reads
-   (:meth:`Warehouse.posts_frame`, ``author_history``, ``author_label_history``), so the pushed
-   row is the row the nightly refresh will compute, as far as the warehouse knows then;
+2. compute the views of the request-time groups (those a post's own fields give; never the
+   image group: a pushed post has no media file) with the refresh's own
+   :func:`~smp_platform.features.runtime.compute_group` from the refresh's own warehouse reads
+   (:meth:`Warehouse.feature_inputs`), so the pushed row is the row the nightly refresh will
+   compute, as far as the warehouse knows then;
 3. write those rows online through each view's Feast ``PushSource``
    (:meth:`FeatureStoreGateway.push_online`), stamped with ``PUSHED_EVENT_TIME``, older than any
    post: the nightly materialize, which writes the post's own time, supersedes them in SQLite
@@ -30,19 +31,30 @@ the online rows are written only where none exists yet. With other content it is
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+import duckdb
+import pandas as pd
+
 from smp_platform.core.config import Settings
-from smp_platform.online.drafts import DRAFT_POST_ID, Draft, DraftError, parse_draft, read_json_file
+from smp_platform.core.errors import DataDirBusy
+from smp_platform.core.formats import FORMATS
+from smp_platform.features.encoders import EncoderUnavailable
+from smp_platform.features.group import FeatureGroup, FeatureInputs
+from smp_platform.features.registry import groups_for
+from smp_platform.features.runtime import compute_group
+from smp_platform.infra.feast_store import FeatureStoreGateway
+from smp_platform.infra.warehouse import Warehouse
+from smp_platform.sources import parse_draft, source_reader
+from smp_platform.sources.assembly import PostDraft, assemble_batch
+from smp_platform.sources.draft import DRAFT_POST_ID, Draft, DraftError
+from smp_platform.sources.quarantine import QuarantineLog
 
 log = logging.getLogger(__name__)
-
-# Where each format keeps the post's id in the body.
-ID_FIELD = {"smp-video": ("post", "pid"), "smpd": ("text", "Pid")}
 
 
 class PostConflict(RuntimeError):
@@ -78,8 +90,10 @@ class PushResult:
 
 def parse_pushed_post(body: Mapping[str, Any]) -> Draft:
     """A pushed post from a draft-shaped body that names the post's id; raises
-    :class:`~smp_platform.online.drafts.DraftError` with the reason the quarantine would give."""
-    block, key = ID_FIELD.get(str(body.get("format")), (None, None))
+    :class:`~smp_platform.sources.draft.DraftError` with the reason the quarantine would give."""
+    fmt = body.get("format")
+    # an unknown format is parse_draft's to say
+    block, key = source_reader(fmt).id_field if fmt in FORMATS else (None, None)
     if block is not None and isinstance(body.get(block), Mapping):
         value = body[block].get(key)
         if value is None or (isinstance(value, str) and not value.strip()):
@@ -90,7 +104,7 @@ def parse_pushed_post(body: Mapping[str, Any]) -> Draft:
     return draft
 
 
-def _author_row(draft: Draft, warehouse: Any) -> dict[str, Any] | None:
+def _author_row(draft: Draft, warehouse: Warehouse) -> dict[str, Any] | None:
     """The author row stored with the post: the body's own, else the author's latest."""
     if draft.author is not None:
         return {**draft.author, "post_id": draft.post["post_id"]}
@@ -101,32 +115,31 @@ def _author_row(draft: Draft, warehouse: Any) -> dict[str, Any] | None:
 
 
 def pushed_batch(draft: Draft, author: dict[str, Any] | None, source: str) -> Any:
-    """The one-post :class:`~smp_platform.infra.warehouse.ParsedBatch` the warehouse ingests: the
+    """The one-post :class:`~smp_platform.core.tables.ParsedBatch` the warehouse ingests: the
     file readers' own assembly (content hashes, columns) of one post."""
-    from smp_platform.sources.assembly import PostDraft, assemble_batch
-    from smp_platform.sources.quarantine import QuarantineLog
-
     post = {**draft.post, "media_path": None, "source_file": source}
     # assemble_batch writes the content hashes into the dicts it is given: copies
     author = dict(author) if author is not None else None
     return assemble_batch([PostDraft(post, author, source, 0, "")], [], QuarantineLog())
 
 
-def pushed_groups(settings: Settings) -> list[str]:
+def pushed_groups(settings: Settings) -> list[FeatureGroup]:
     """The request-time groups this data dir computes (a group switched off is off here too)."""
-    from feature_repo.feature_views import PUSHED_GROUPS
+    enabled = []
+    for group in groups_for(settings).request_time:
+        try:
+            group.encoder_id(settings)
+        except EncoderUnavailable:
+            continue
+        enabled.append(group)
+    return enabled
 
-    enabled = {
-        "tabular": True,
-        "text": settings.encoders.text_model is not None,
-        "perplexity": settings.encoders.perplexity_model is not None,
-    }
-    return [group for group in PUSHED_GROUPS if enabled[group]]
 
-
-def store_post(settings: Settings, draft: Draft, source: str) -> tuple[str, Any, Any, Any]:
-    """Upsert the post; returns ("inserted" | "unchanged") and the refresh's three reads of it
-    (posts, author history, author label history). Raises :class:`PostConflict`."""
+def store_post(
+    settings: Settings, draft: Draft, source: str, groups: list[FeatureGroup]
+) -> tuple[str, FeatureInputs]:
+    """Upsert the post; returns ("inserted" | "unchanged") and the refresh's reads of it for
+    ``groups``. Raises :class:`PostConflict`."""
     post_id = str(draft.post["post_id"])
     with _open_warehouse(settings) as warehouse:
         batch = pushed_batch(draft, _author_row(draft, warehouse), source)
@@ -146,24 +159,16 @@ def store_post(settings: Settings, draft: Draft, source: str) -> tuple[str, Any,
                     "refreshing"
                 )
             outcome = "unchanged"
-        posts = warehouse.posts_frame([post_id])
-        history = warehouse.author_history([post_id])
-        labels = warehouse.author_label_history([post_id])
-    return outcome, posts, history, labels
+        reads = {read for group in groups for read in group.reads}
+        inputs = warehouse.feature_inputs([post_id], reads)
+    return outcome, inputs
 
 
-def _open_warehouse(settings: Settings) -> Any:
+def _open_warehouse(settings: Settings) -> Warehouse:
     """The warehouse for writing. Readers never take the writer lock, and DuckDB refuses a
     writer while another process reads the file (a service worker reloading its author index,
     for well under a second): retried for ``service.push_lock_wait_s``, then
     :class:`~smp_platform.core.errors.DataDirBusy`."""
-    import time
-
-    import duckdb
-
-    from smp_platform.core.errors import DataDirBusy
-    from smp_platform.infra.warehouse import Warehouse
-
     deadline = time.monotonic() + settings.service.push_lock_wait_s
     while True:
         try:
@@ -175,36 +180,29 @@ def _open_warehouse(settings: Settings) -> Any:
 
 
 def compute_pushed_features(
-    settings: Settings, posts: Any, history: Any, labels: Any
-) -> dict[str, Any]:
-    """The pushed groups' view frames, by the refresh's own functions. Raises
+    settings: Settings, groups: list[FeatureGroup], inputs: FeatureInputs
+) -> dict[str, pd.DataFrame]:
+    """The pushed groups' view frames, by the refresh's own computation. Raises
     :class:`~smp_platform.features.encoders.EncoderUnavailable` or ``ImportError`` when a
-    configured encoder cannot be loaded in this process."""
-    from smp_platform.pipeline.refresh import compute_group, input_hashes, with_extra_inputs
-
-    frames: dict[str, Any] = {}
-    posts = posts.assign(input_hash=input_hashes(posts))
-    for group in pushed_groups(settings):
-        keyed = with_extra_inputs(group, posts, labels)
-        computed, _ = compute_group(group, keyed, history, settings, labels)
-        frames.update(computed)
+    configured model cannot be loaded in this process."""
+    frames: dict[str, pd.DataFrame] = {}
+    for group in groups:
+        frames.update(compute_group(group, inputs, settings).frames)
     return frames
 
 
 def push_post(
-    settings: Settings, draft: Draft, *, source: str, gateway: Any | None = None
+    settings: Settings, draft: Draft, *, source: str, gateway: FeatureStoreGateway | None = None
 ) -> PushResult:
     """Store a fresh post and push its request-time features online (the caller holds the
     writer lock). Every configured group or none: a post online with some views missing would
-    be predicted from nulls, so when an encoder cannot be loaded nothing is pushed and the
+    be predicted from nulls, so when a model cannot be loaded nothing is pushed and the
     result says why (the nightly refresh puts the post online)."""
-    from smp_platform.features.encoders import EncoderUnavailable
-    from smp_platform.infra.feast_store import FeatureStoreGateway
-
-    outcome, posts, history, labels = store_post(settings, draft, source)
+    groups = pushed_groups(settings)
+    outcome, inputs = store_post(settings, draft, source, groups)
     result = PushResult(str(draft.post["post_id"]), outcome)
     try:
-        frames = compute_pushed_features(settings, posts, history, labels)
+        frames = compute_pushed_features(settings, groups, inputs)
     except (ImportError, EncoderUnavailable) as error:
         result.not_pushed = (
             f"stored, but not pushed online: this process cannot compute the "
@@ -218,39 +216,3 @@ def push_post(
     result.pushed_views = gateway.push_online(frames, datetime.now(UTC))
     result.already_online = [v for v in frames if v not in result.pushed_views]
     return result
-
-
-def read_pushed_posts(path: Path) -> list[Draft]:
-    """The posts of a JSON file: one ``POST /v1/posts`` body, or a list of them. Every post is
-    checked before any is written; a file a user can fix raises :class:`UserError`."""
-    from smp_platform.core.errors import UserError
-
-    body = read_json_file(path, "post")
-    bodies = body if isinstance(body, list) else [body]
-    drafts = []
-    for i, item in enumerate(bodies):
-        where = f"{path}" if not isinstance(body, list) else f"{path} item {i}"
-        if not isinstance(item, dict):
-            raise UserError(f"{where} is a JSON {type(item).__name__}, expected a post object")
-        try:
-            drafts.append(parse_pushed_post(item))
-        except DraftError as error:
-            raise UserError(f"invalid post in {where}: {error}") from None
-    return drafts
-
-
-def push_file(settings: Settings, path: Path) -> list[PushResult]:
-    """``smp ingest --push``: every post of the file stored and pushed (caller holds the lock).
-    A conflicting post stops the run (the ones before it are stored) with a UserError."""
-    from smp_platform.core.errors import UserError
-    from smp_platform.infra.feast_store import FeatureStoreGateway
-
-    drafts = read_pushed_posts(path)
-    gateway = FeatureStoreGateway(settings)  # one Feast store for the file, not one per post
-    results = []
-    for draft in drafts:
-        try:
-            results.append(push_post(settings, draft, source=str(path), gateway=gateway))
-        except PostConflict as error:
-            raise UserError(str(error)) from None
-    return results

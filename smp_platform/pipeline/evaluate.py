@@ -8,6 +8,11 @@ import numpy as np
 import pandas as pd
 
 from smp_platform.core.config import Settings, TrainSettings
+from smp_platform.features.registry import groups_for
+from smp_platform.infra.mlflow_registry import ModelRegistry
+from smp_platform.modeling.ablation import format_ablation, run_ablation
+from smp_platform.pipeline.frames import labelled_frame
+from smp_platform.pipeline.train import train_settings
 
 
 def log_ablation(
@@ -15,8 +20,6 @@ def log_ablation(
 ) -> str:
     """Log an ablation table as a parent run + one nested run per row; the parent's run id."""
     import mlflow
-    from smp_platform.infra.mlflow_registry import ModelRegistry
-    from smp_platform.modeling.ablation import format_ablation
 
     registry = ModelRegistry(settings)
     with registry.run("ablation") as parent:
@@ -36,7 +39,8 @@ def log_ablation(
                 metrics = {
                     k: float(v)
                     for k, v in row.items()
-                    if k in ("src", "mae", "mse", "rmse", "n") or k.startswith("baseline_")
+                    if k.split("_fold")[0] in ("src", "mae", "mse", "rmse", "n")
+                    or k.startswith("baseline_")
                 }
                 mlflow.log_metrics({f"valid_{k}": v for k, v in metrics.items()})
         mlflow.log_text(format_ablation(table), "ablation.txt")
@@ -49,22 +53,24 @@ def log_ablation(
     return str(parent.info.run_id)
 
 
-def ablation_table(settings: Settings, frame: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Train and score the eight feature sets (on ``frame``, default the labelled frame of the
-    configured feature service) and log them; ``attrs["parent_run_id"]`` names the run."""
-    from smp_platform.modeling.ablation import run_ablation
-    from smp_platform.pipeline.train import labelled_frame, train_settings
-
+def ablation_table(
+    settings: Settings,
+    frame: pd.DataFrame | None = None,
+    *,
+    folds: int = 1,
+    feature_service: str | None = None,
+) -> pd.DataFrame:
+    """Train and score the feature sets of the groups' ablation stages on ``folds`` time folds
+    (on ``frame``, default the labelled frame of ``feature_service``, default the configured
+    one) and log them; ``attrs["parent_run_id"]`` names the run."""
     if frame is None:
-        frame = labelled_frame(settings, settings.feature_service)
+        frame = labelled_frame(settings, feature_service or settings.feature_service)
     recipe, _ = train_settings(settings)
-    table = run_ablation(frame, recipe)
+    table = run_ablation(frame, recipe, groups_for(settings), folds=folds)
     table.attrs["parent_run_id"] = log_ablation(settings, table, recipe)
     return table
 
 
-def evaluate(settings: Settings) -> str:
+def evaluate(settings: Settings, *, folds: int = 1, feature_service: str | None = None) -> str:
     """The ablation as fixed-width text (what ``smp evaluate`` prints)."""
-    from smp_platform.modeling.ablation import format_ablation
-
-    return format_ablation(ablation_table(settings))
+    return format_ablation(ablation_table(settings, folds=folds, feature_service=feature_service))

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from smp_platform.core.config import Settings
-from smp_platform.core.formats import SourceFormat
+from smp_platform.infra.warehouse import IngestSummary, Warehouse
+from smp_platform.sources import read_source
 
 
-def ingest(
-    settings: Settings, fmt: SourceFormat | str, path: Path, *, with_labels: bool = True
-) -> Any:
+def ingest(settings: Settings, fmt: str, path: Path, *, with_labels: bool = True) -> IngestSummary:
     """Parse a dataset directory and upsert it into the warehouse; returns the summary."""
-    from smp_platform.infra.warehouse import Warehouse
-    from smp_platform.sources import read_source
-
-    batch = read_source(SourceFormat(fmt), Path(path), with_labels=with_labels)
+    batch = read_source(fmt, Path(path), with_labels=with_labels)
     with Warehouse(settings.warehouse_path) as warehouse:
         return warehouse.ingest(batch)
 

@@ -11,6 +11,7 @@ is :mod:`smp_platform.modeling.psi`.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from smp_platform.core.config import Settings
+from smp_platform.infra.mlflow_registry import ModelRegistry
+from smp_platform.modeling.psi import DriftReport, build_profile, measure
+from smp_platform.pipeline.frames import posts_frame
 
 if TYPE_CHECKING:
-    from smp_platform.infra.mlflow_registry import ModelRegistry
     from smp_platform.modeling.fit import TrainedModel
-    from smp_platform.modeling.psi import DriftReport
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +35,10 @@ def log_reference_profile(
 ) -> dict[str, Any]:
     """Profile the columns the model reads (those it dropped, null on every post, left out)
     on the frame it was fitted on, and log it in the version's run."""
-    from smp_platform.modeling.psi import build_profile
-
-    dropped = set(trained.model.matrix.dropped)
-    columns = [c for c in trained.feature_columns if c not in dropped]
+    spec = trained.model.matrix.spec.without(trained.model.matrix.dropped)
     profile = build_profile(
         frame,
-        columns,
+        spec,
         bins=registry.settings.drift.bins,
         seed=trained.settings.seed,
         model=registry.name,
@@ -52,8 +51,6 @@ def measure_against(
     settings: Settings, profile: dict[str, Any], batch: pd.DataFrame, reference: str
 ) -> DriftReport:
     """``batch`` against ``profile`` with the configured bound."""
-    from smp_platform.modeling.psi import measure
-
     bound = settings.drift
     return measure(
         profile,
@@ -96,8 +93,6 @@ def _no_champion_possible(settings: Settings) -> bool:
 def refresh_drift(settings: Settings, post_ids: Sequence[str]) -> str:
     """Measure the posts a refresh wrote against the champion's training frame and log it
     (table, verdict, plot) as a ``kind=drift`` run. Returns the line for the summary."""
-    from smp_platform.infra.mlflow_registry import ModelRegistry
-
     ids = list(dict.fromkeys(post_ids))
     if not ids:
         return "not measured: no new posts"
@@ -109,8 +104,6 @@ def refresh_drift(settings: Settings, post_ids: Sequence[str]) -> str:
         return "not measured: no champion yet"
     if reference.profile is None:
         return f"not measured: champion v{reference.version} has no reference profile (retrain it)"
-    from smp_platform.pipeline.predict import posts_frame
-
     batch = posts_frame(settings, ids, reference.feature_service)
     report = measure_against(settings, reference.profile, batch, reference.label)
     run_id = registry.record_drift(
@@ -146,10 +139,6 @@ class LatestDrift:
 
 def latest_drift(settings: Settings) -> LatestDrift | None:
     """The newest refresh drift run, its files under ``<reports>/drift-latest``; None if none."""
-    import shutil
-
-    from smp_platform.infra.mlflow_registry import ModelRegistry
-
     if _no_champion_possible(settings):
         return None
     target = settings.reports_dir / "drift-latest"

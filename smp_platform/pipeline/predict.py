@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from feature_repo.data_sources import EVENT_TIMESTAMP
-from feature_repo.entities import POST_ID
 from smp_platform.core.config import Settings
 from smp_platform.core.errors import UserError
-from smp_platform.core.formats import SourceFormat
-
-
-def posts_frame(settings: Settings, post_ids: Sequence[str], service_name: str) -> pd.DataFrame:
-    """Features of the given posts as of their publication time (offline store)."""
-    from smp_platform.infra.feast_store import FeatureStoreGateway
-    from smp_platform.infra.warehouse import Warehouse
-
-    with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
-        posts = warehouse.posts_frame(list(post_ids))
-    entities = pd.DataFrame({POST_ID: posts[POST_ID], EVENT_TIMESTAMP: posts["posted_at"]})
-    return FeatureStoreGateway(settings).historical_features(entities, service_name)
+from smp_platform.features.schema import POST_ID
+from smp_platform.infra.mlflow_registry import ModelRegistry
+from smp_platform.pipeline.frames import posts_frame
+from smp_platform.pipeline.ingest import ingest
+from smp_platform.pipeline.refresh import refresh
+from smp_platform.sources import read_source
 
 
 def predict_posts(settings: Settings, post_ids: list[str]) -> pd.DataFrame:
     """post_id, popularity and model_version of each post, from the current ``@champion``."""
-    from smp_platform.infra.mlflow_registry import ModelRegistry
-
     registry = ModelRegistry(settings)
     version, service = registry.require_champion()
     model, columns = registry.load_with_columns(version)
@@ -38,16 +27,10 @@ def predict_posts(settings: Settings, post_ids: list[str]) -> pd.DataFrame:
     return frame[[POST_ID, "popularity"]].assign(model_version=version)
 
 
-def predict_batch(settings: Settings, fmt: SourceFormat | str, path: Path, output: Path) -> int:
+def predict_batch(settings: Settings, fmt: str, path: Path, output: Path) -> int:
     """Load posts (without labels), refresh their features, and let the champion predict them;
     writes ``post_id,popularity`` to ``output`` and returns the number of posts."""
-    from smp_platform.infra.mlflow_registry import ModelRegistry
-    from smp_platform.pipeline.ingest import ingest
-    from smp_platform.pipeline.refresh import refresh
-    from smp_platform.sources import read_source
-
     ModelRegistry(settings).require_champion()  # say so before computing any feature
-    fmt = SourceFormat(fmt)
     batch = read_source(fmt, Path(path), with_labels=False)
     post_ids = batch.posts[POST_ID].tolist()
     if not post_ids:

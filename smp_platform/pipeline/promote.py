@@ -17,11 +17,15 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from feature_repo.data_sources import EVENT_TIMESTAMP
 from smp_platform.core.config import Settings
 from smp_platform.core.errors import UserError
+from smp_platform.features.registry import FeatureGroups, groups_for
+from smp_platform.features.schema import EVENT_TIMESTAMP
 from smp_platform.infra.mlflow_registry import ModelRegistry
+from smp_platform.modeling.fit import backtest
 from smp_platform.modeling.promotion import MAE_TOLERANCE, PromotionDecision, decide
+from smp_platform.pipeline.frames import feature_spec, labelled_frame
+from smp_platform.pipeline.monitor import ChampionReference, validation_drift
 
 if TYPE_CHECKING:
     from smp_platform.modeling.psi import DriftReport
@@ -112,6 +116,7 @@ class BacktestComparison:
     registry: ModelRegistry
     candidate: str
     frames: FrameSource
+    groups: FeatureGroups  # the fields that say how a recipe's columns are read
     _frames: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -146,8 +151,6 @@ class BacktestComparison:
         return frame[stamps < start], frame[(stamps >= start) & (stamps <= end)]
 
     def evaluate(self, version: str) -> dict[str, float]:
-        from smp_platform.modeling.fit import backtest
-
         version = str(version)
         recipe = self.registry.recipe(version)
         train, valid = self.split(recipe.feature_service)
@@ -168,7 +171,7 @@ class BacktestComparison:
             self.start.isoformat(),
             len(valid),
         )
-        tested = backtest(train, valid, recipe.settings, columns)
+        tested = backtest(train, valid, recipe.settings, feature_spec(self.groups, columns))
         self.reruns[version] = len(tested.valid)
         return tested.scores
 
@@ -180,12 +183,10 @@ def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
 def promote_candidate(settings: Settings, version: str | None = None) -> PromotionDecision:
     """Promote ``version`` (default: the latest) if its recipe beats the champion's on the
     candidate's backtest split (each recipe reads its own feature service)."""
-    from smp_platform.pipeline.train import labelled_frame
-
     registry = ModelRegistry(settings)
     version = str(version or registry.latest_version())
     comparison = BacktestComparison(
-        registry, version, lambda service: labelled_frame(settings, service)
+        registry, version, lambda service: labelled_frame(settings, service), groups_for(settings)
     )
     return promote(
         registry,
@@ -207,8 +208,6 @@ def validation_drift_gate(
 ) -> tuple[DriftReport | None, str, bool]:
     """The candidate's validation posts (its backtest window, with the champion's features)
     against the champion's training frame: (report, line, blocks?)."""
-    from smp_platform.pipeline.monitor import ChampionReference, validation_drift
-
     reference = ChampionReference(
         champion_version, feature_service, registry.reference_profile(champion_version)
     )

@@ -10,21 +10,27 @@ from typing import Any
 import pandas as pd
 
 from smp_platform.core.config import Settings
+from smp_platform.features.registry import groups_for
+from smp_platform.infra.mlflow_registry import ModelRegistry
+from smp_platform.modeling.figures import pyplot, similarity_columns, write_report
+from smp_platform.modeling.fit import time_split, train_model
+from smp_platform.online.files import score_file
+from smp_platform.pipeline.frames import feature_spec, labelled_frame, served_columns
+from smp_platform.pipeline.monitor import latest_drift
 
 
 def write_reports(settings: Settings) -> list[Path]:
     """PNG figures under ``<data dir>/reports`` (also logged to MLflow)."""
     import mlflow
-    from smp_platform.infra.mlflow_registry import ModelRegistry
-    from smp_platform.modeling.figures import write_report
-    from smp_platform.modeling.fit import time_split, train_model
-    from smp_platform.pipeline.train import labelled_frame, served_columns
 
     service = settings.feature_service
+    groups = groups_for(settings)
     frame = labelled_frame(settings, service)
     train, _ = time_split(frame, settings.train.validation_fraction)
-    trained = train_model(train, settings.train, served_columns(service))
-    paths = write_report(frame, trained, settings.reports_dir)
+    spec = feature_spec(groups, served_columns(settings, service))
+    trained = train_model(train, settings.train, spec)
+    similarities = similarity_columns(groups.fields.values())
+    paths = write_report(frame, trained, settings.reports_dir, similarities=similarities)
     with ModelRegistry(settings).run(f"report-{datetime.now(UTC):%Y%m%dT%H%M%S}"):
         for path in paths:
             mlflow.log_artifact(str(path), artifact_path="report")
@@ -34,13 +40,7 @@ def write_reports(settings: Settings) -> list[Path]:
 def write_draft_curve(settings: Settings, draft_path: Path) -> Path:
     """The champion's prediction for a draft at each of the next 48 hours, as a PNG under
     ``<data dir>/reports`` (the best hours marked)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from smp_platform.online.drafts import score_file
-
+    plt = pyplot()
     body = score_file(settings, draft_path, best_time=True)
     times = pd.to_datetime([p["post_time"] for p in body["curve"]])
     values = [p["popularity"] for p in body["curve"]]
@@ -77,8 +77,6 @@ def drift_lines(settings: Settings) -> tuple[Any, Path | None]:
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
-
-    from smp_platform.pipeline.monitor import latest_drift
 
     latest = latest_drift(settings)
     if latest is None:

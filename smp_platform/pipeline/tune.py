@@ -9,20 +9,30 @@ scores posts the search never looked at.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from smp_platform.core.config import Settings
 from smp_platform.core.errors import UserError
-
-if TYPE_CHECKING:
-    from smp_platform.modeling.tuning import SearchSpace, TrialResult
+from smp_platform.features.registry import groups_for
+from smp_platform.infra.mlflow_registry import ModelRegistry
+from smp_platform.modeling.fit import time_split
+from smp_platform.modeling.recipe import save_recipe
+from smp_platform.modeling.tuning import (
+    SearchSpace,
+    TrialResult,
+    best_trial,
+    prepare_folds,
+    search,
+)
+from smp_platform.pipeline.frames import feature_spec, labelled_frame, served_columns
+from smp_platform.pipeline.train import train_settings
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +70,6 @@ def tune(
     """Search, log every trial, save the best recipe; ``frame`` defaults to the labelled frame
     of the configured feature service."""
     import mlflow
-    from smp_platform.infra.mlflow_registry import ModelRegistry
-    from smp_platform.modeling.fit import time_split
-    from smp_platform.modeling.recipe import save_recipe
-    from smp_platform.modeling.tuning import best_trial, prepare_folds, search
-    from smp_platform.pipeline.train import labelled_frame, served_columns, train_settings
 
     service = settings.feature_service
     if frame is None:
@@ -73,8 +78,13 @@ def tune(
     train, _ = time_split(frame, recipe.validation_fraction)
     if len(train) < 100:
         raise UserError(f"too few labelled posts to tune a recipe ({len(frame)}); load more")
-    columns = served_columns(service)
-    folds = prepare_folds(train, recipe, columns, n_folds=n_folds)
+    groups = groups_for(settings)
+    columns = served_columns(settings, service)
+    folds = prepare_folds(train, recipe, feature_spec(groups, columns), n_folds=n_folds)
+    space = space or SearchSpace()
+    if space.optional_views is None:  # a trial may leave out the views declared optional
+        optional = tuple(v.name for v in groups.views if v.optional)
+        space = dataclasses.replace(space, optional_views=optional)
     registry = ModelRegistry(settings)
     trial_runs: dict[int, str] = {}
     with registry.run(f"tune-{datetime.now(UTC):%Y%m%dT%H%M%S}") as parent:
@@ -100,7 +110,14 @@ def tune(
                 trial_runs[result.number] = run.info.run_id
 
         results = search(
-            folds, recipe, columns, n_trials=n_trials, space=space, seed=seed, on_trial=log_trial
+            folds,
+            recipe,
+            columns,
+            view_of=groups.view_of,
+            n_trials=n_trials,
+            space=space,
+            seed=seed,
+            on_trial=log_trial,
         )
         best = best_trial(results)
         start = results[0]

@@ -13,12 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from smp_platform.core.config import Settings
-
-if TYPE_CHECKING:
-    from smp_platform.infra.mlflow_registry import ModelRegistry
+from smp_platform.infra.mlflow_registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +57,6 @@ def read_champion(
     Raises whatever the registry or the model load raises (the watcher decides what to do).
     """
     if registry is None:
-        from smp_platform.infra.mlflow_registry import ModelRegistry
-
         registry = ModelRegistry(settings)
     found = registry.champion()
     if found is None:
@@ -115,8 +111,6 @@ class ChampionWatcher:
         current = self.champion.version if self.champion else None
         try:
             if self._registry is None:
-                from smp_platform.infra.mlflow_registry import ModelRegistry
-
                 self._registry = ModelRegistry(self.settings)
             answer = read_champion(self.settings, current, self._registry)
             if answer.loaded is not None and self.prepare is not None:

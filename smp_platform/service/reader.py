@@ -15,7 +15,7 @@ Why not ``FeatureStore.get_online_features``:
   values per post, never nulls).
 - **Speed.** ``get_online_features`` converts every value to Python and back (measured: 623 ms
   for 1,000 rows of the full feature service). Here values are decoded straight into numpy:
-  for the embedded online store (:class:`~smp_platform.infra.online_store.WideSqliteOnlineStore`,
+  for the embedded online store (:class:`~smp_platform.infra.sqlite_store.WideSqliteOnlineStore`,
   one row per post and view) by **one SQL statement for every view** (the posts as a ``VALUES``
   list, each view's table left-joined on Feast's serialized entity key), with the
   ``ValueProto`` bytes decoded column by column; for any other online store (Redis in the
@@ -97,7 +97,7 @@ class OnlineReader:
     """Reads the features of one feature service for many posts in one call per view."""
 
     def __init__(self, store: Any, service_name: str) -> None:
-        from smp_platform.infra.online_store import (
+        from smp_platform.infra.sqlite_store import (
             WideSqliteOnlineStore,
             string_key_encoder,
             wide_table_name,
@@ -172,7 +172,7 @@ class OnlineReader:
         """``SELECT <every served column of every view> FROM keys LEFT JOIN <each view's
         table>``: the tables and their columns as the store holds them now (a feature the
         table has no column for yet reads as null)."""
-        from smp_platform.infra.online_store import feature_column, quote, table_features
+        from smp_platform.infra.sqlite_store import feature_column, quote, table_features
 
         columns = []
         joins = []

@@ -9,14 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from smp_platform.core.config import Settings
+from smp_platform.service.app import create_app
 
 
 @contextmanager
 def running_service(settings: Settings, poll_seconds: float = 0.0) -> Iterator[str]:
     """Start the service, yield its base URL, stop it."""
     import uvicorn
-
-    from smp_platform.service.app import create_app
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -14,10 +14,13 @@ schema, are :mod:`smp_platform.infra.warehouse`'s.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from smp_platform.core.formats import SourceFormat
-from smp_platform.infra.warehouse import (
+from smp_platform.core.formats import FORMATS, READERS
+from smp_platform.core.tables import (
     AUTHOR_COLUMNS,
     LABEL_COLUMNS,
     POST_COLUMNS,
@@ -26,10 +29,9 @@ from smp_platform.infra.warehouse import (
     reason_kind,
 )
 from smp_platform.sources.assembly import content_hash, gc_paused
+from smp_platform.sources.draft import Draft, DraftError, SourceReader
 from smp_platform.sources.files import MAX_LINE_BYTES
 from smp_platform.sources.quarantine import REASON_KINDS, SourceError
-
-FORMATS: tuple[str, ...] = tuple(f.value for f in SourceFormat)
 
 __all__ = [
     "AUTHOR_COLUMNS",
@@ -39,26 +41,38 @@ __all__ = [
     "POST_COLUMNS",
     "QUARANTINE_COLUMNS",
     "REASON_KINDS",
+    "Draft",
+    "DraftError",
     "ParsedBatch",
     "SourceError",
-    "SourceFormat",
+    "SourceReader",
     "content_hash",
+    "parse_draft",
     "read_source",
+    "readers",
     "reason_kind",
+    "source_reader",
 ]
 
 
-def _format(fmt: SourceFormat | str) -> SourceFormat:
-    try:
-        return SourceFormat(fmt)
-    except ValueError:
-        raise SourceError(
-            f"unknown source format {fmt!r}: choose one of {', '.join(FORMATS)}"
-        ) from None
+def source_reader(fmt: str) -> SourceReader:
+    """The reader of a registered format (:data:`smp_platform.core.formats.READERS`); its
+    module is imported on first use, so reading one format never imports another's parser."""
+    if fmt not in READERS:
+        raise SourceError(f"unknown source format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    found = importlib.import_module(READERS[fmt]).reader
+    if not isinstance(found, SourceReader) or found.name != fmt:
+        raise SourceError(f"{READERS[fmt]}.reader is not the SourceReader of {fmt!r}")
+    return found
+
+
+def readers() -> list[SourceReader]:
+    """Every registered format's reader, in registration order."""
+    return [source_reader(fmt) for fmt in FORMATS]
 
 
 def read_source(
-    fmt: SourceFormat | str,
+    fmt: str,
     path: Path,
     *,
     with_labels: bool = True,
@@ -68,18 +82,15 @@ def read_source(
 
     A line longer than ``max_line_bytes`` is quarantined without being read whole.
     """
-    # Imported here so that reading one format does not import the other's parser.
-    fmt = _format(fmt)
-    if fmt is SourceFormat.SMP_VIDEO:
-        from smp_platform.sources.smp_video import read_smp_video
+    read = source_reader(str(fmt)).read
+    with gc_paused():
+        return read(Path(path), with_labels=with_labels, max_line_bytes=max_line_bytes)
 
-        with gc_paused():
-            return read_smp_video(
-                Path(path), with_labels=with_labels, max_line_bytes=max_line_bytes
-            )
-    if fmt is SourceFormat.SMPD:
-        from smp_platform.sources.smpd import read_smpd
 
-        with gc_paused():
-            return read_smpd(Path(path), with_labels=with_labels, max_line_bytes=max_line_bytes)
-    raise AssertionError(fmt)  # _format admits only the members above
+def parse_draft(body: Mapping[str, Any]) -> Draft:
+    """A draft from its source format's fields (``{"format": ..., <block>: {...}, ...}``),
+    by the format's own record models; a :class:`DraftError` says which field and why."""
+    fmt = body.get("format")
+    if not isinstance(fmt, str) or fmt not in READERS:
+        raise DraftError(f"wrong type: format is {fmt!r}, expected one of {', '.join(FORMATS)}")
+    return source_reader(fmt).parse_draft(body)

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from smp_platform.infra.warehouse import (
+from smp_platform.core.tables import (
     AUTHOR_COLUMNS,
     AUTHOR_CONTENT_COLUMNS,
     LABEL_COLUMNS,

@@ -8,14 +8,24 @@ row in ``post_authors``. ``post_time`` ("2022-08-25 16:15") is taken as UTC.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
-from smp_platform.infra.warehouse import ParsedBatch
+from smp_platform.core.tables import ParsedBatch
 from smp_platform.sources.assembly import LabelDraft, PostDraft, assemble_batch
+from smp_platform.sources.draft import (
+    DRAFT_POST_ID,
+    Draft,
+    DraftBlock,
+    DraftError,
+    SourceReader,
+    block,
+    validated,
+)
 from smp_platform.sources.fields import (
     Count,
     Id,
@@ -294,3 +304,45 @@ class _FolderReader:
                         raw,
                     )
         return videos
+
+
+# -- a draft in SMP-Video's fields -------------------------------------------------------------
+
+
+def parse_draft(body: Mapping[str, Any]) -> Draft:
+    """``post`` (a row of ``*posts*.jsonl``; ``pid`` optional), optional ``video`` (a row of
+    ``*videos*.jsonl``) and ``user`` (a row of ``*users*.jsonl``)."""
+    post_block = block(body, "post", required=True)
+    assert post_block is not None
+    post_block.setdefault("pid", DRAFT_POST_ID)
+    post_block["video_path"] = None  # never a path a request names
+    parsed = validated(PostRecord, post_block, "post")
+    post = parsed.columns("draft")
+    video = block(body, "video", required=False)
+    if video is not None:
+        video.setdefault("pid", parsed.pid)
+        post.update(validated(VideoRecord, video, "video").columns())
+    author = None
+    user = block(body, "user", required=False)
+    if user is not None:
+        user.setdefault("uid", parsed.uid)
+        author = validated(UserRecord, user, "user").columns()
+        if author["user_id"] != parsed.uid:
+            raise DraftError(f"wrong type: user.uid {author['user_id']!r} is not post.uid")
+    return Draft(post, author)
+
+
+reader = SourceReader(
+    name=FORMAT,
+    description="A draft in SMP-Video's fields: a ``*posts*.jsonl`` row (``pid`` optional), "
+    "optionally its ``*videos*.jsonl`` and ``*users*.jsonl`` rows.",
+    read=read_smp_video,
+    parse_draft=parse_draft,
+    blocks=(
+        DraftBlock("post", PostRecord, True, "a row of *posts*.jsonl"),
+        DraftBlock("video", VideoRecord, False, "its row of *videos*.jsonl"),
+        DraftBlock("user", UserRecord, False, "its author's row of *users*.jsonl"),
+    ),
+    id_field=("post", "pid"),
+    read_files="SMP-Video jsonl",
+)

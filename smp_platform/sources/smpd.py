@@ -20,6 +20,7 @@ Latitude and longitude both 0 is Flickr's "not geotagged" and is stored as NULL.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,8 +28,16 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
-from smp_platform.infra.warehouse import ParsedBatch
+from smp_platform.core.tables import ParsedBatch
 from smp_platform.sources.assembly import LabelDraft, PostDraft, assemble_batch
+from smp_platform.sources.draft import (
+    DRAFT_POST_ID,
+    Draft,
+    DraftBlock,
+    SourceReader,
+    block,
+    validated,
+)
 from smp_platform.sources.fields import (
     Count,
     Flag,
@@ -543,3 +552,50 @@ def _pid_of(record: _Record) -> str | None:
         return parse_id(record.values.get("Pid"))
     except PydanticCustomError:
         return None
+
+
+# -- a draft in SMPD's fields ------------------------------------------------------------------
+
+
+def parse_draft(body: Mapping[str, Any]) -> Draft:
+    """``text`` (a record of ``*_text.json``; ``Pid`` optional), ``temporalspatial_information``,
+    optional ``category`` and ``user_data`` (one row of the user data)."""
+    text_block = block(body, "text", required=True)
+    assert text_block is not None
+    text_block.setdefault("Pid", DRAFT_POST_ID)
+    text = validated(TextRecord, text_block, "text")
+    post = text.columns("draft")  # the same columns the ingest gives a post
+    temporal = block(body, "temporalspatial_information", required=True)
+    assert temporal is not None
+    post.update(validated(TemporalRecord, temporal, "temporalspatial_information").columns())
+    category = block(body, "category", required=False)
+    if category is not None:
+        post.update(validated(CategoryRecord, category, "category").columns())
+    user = block(body, "user_data", required=False)
+    author = None
+    if user is not None:
+        author = {"user_id": text.Uid, **validated(UserRow, user, "user_data").columns()}
+    return Draft(post, author)
+
+
+reader = SourceReader(
+    name=FORMAT,
+    description="A draft in SMPD's fields: its ``_text.json`` and "
+    "``_temporalspatial_information.json`` records, optionally its ``_category.json`` record "
+    "and ``_user_data.json`` row.",
+    read=read_smpd,
+    parse_draft=parse_draft,
+    blocks=(
+        DraftBlock("text", TextRecord, True, "its record of *_text.json"),
+        DraftBlock(
+            "temporalspatial_information",
+            TemporalRecord,
+            True,
+            "its record of *_temporalspatial_information.json",
+        ),
+        DraftBlock("category", CategoryRecord, False, "its record of *_category.json"),
+        DraftBlock("user_data", UserRow, False, "its author's row of *_user_data.json"),
+    ),
+    id_field=("text", "Pid"),
+    read_files="SMPD json",
+)

@@ -7,8 +7,14 @@ nothing here says anything about real posts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
+
+from smp_platform.core.config import DEFAULT_FEATURE_SERVICE, Settings
+from smp_platform.features.registry import FeatureGroups, groups_for
+from smp_platform.modeling.matrix import FeatureSpec, feature_kinds
 
 EMBEDDING_DIM = 384
 CATEGORIES = ("travel", "food", "pets", "sport", "art")
@@ -16,11 +22,32 @@ COMMON_TERMS = ("fyp", "viral", "funny", "love", "music", "trend")
 CATEGORY_EFFECT = {"travel": 0.4, "food": 0.1, "pets": 0.6, "sport": -0.2, "art": -0.4}
 
 
-def served_feature_columns(feature_service: str = "popularity_v1") -> list[str]:
-    """The feature columns a feature service serves (its projections)."""
-    from feature_repo.feature_services import service_spec
+def builtin_groups() -> FeatureGroups:
+    """The built-in feature groups (no group of a user's own)."""
+    return groups_for(Settings())
 
-    return service_spec(feature_service).columns
+
+def served_feature_columns(feature_service: str = DEFAULT_FEATURE_SERVICE) -> list[str]:
+    """The feature columns a feature service of the built-in groups serves."""
+    return builtin_groups().service(feature_service).columns
+
+
+def served_spec(columns: Sequence[str] | None = None) -> FeatureSpec:
+    """``columns`` (default: the default feature service's) by the kind a model reads them."""
+    return feature_kinds(list(columns or served_feature_columns()), builtin_groups().fields)
+
+
+def _embeddings(
+    rng: np.random.Generator, appeal: np.ndarray, dim: int, direction_seed: int, missing: float
+) -> list[np.ndarray | None]:
+    """Unit vectors that carry ``appeal`` along one direction; a ``missing`` share are None."""
+    n = len(appeal)
+    direction = np.random.default_rng(direction_seed).normal(size=dim)
+    direction /= np.linalg.norm(direction)
+    raw = rng.normal(size=(n, dim)) + 6.0 * appeal[:, None] * direction[None, :]
+    raw /= np.linalg.norm(raw, axis=1, keepdims=True)
+    absent = rng.random(n) < missing
+    return [None if m else row.astype(np.float32) for m, row in zip(absent, raw, strict=True)]
 
 
 def synthetic_frame(
@@ -44,12 +71,7 @@ def synthetic_frame(
     )
 
     def embeddings(direction_seed: int) -> list[np.ndarray | None]:
-        direction = np.random.default_rng(direction_seed).normal(size=dim)
-        direction /= np.linalg.norm(direction)
-        raw = rng.normal(size=(n, dim)) + 6.0 * appeal[:, None] * direction[None, :]
-        raw /= np.linalg.norm(raw, axis=1, keepdims=True)
-        missing = rng.random(n) < missing_embeddings
-        return [None if m else row.astype(np.float32) for m, row in zip(missing, raw, strict=True)]
+        return _embeddings(rng, appeal, dim, direction_seed, missing_embeddings)
 
     start = pd.Timestamp("2024-01-01", tz="UTC")
     posted = start + pd.to_timedelta(np.sort(rng.uniform(0, 300, size=n)), unit="D")

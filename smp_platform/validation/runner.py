@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from smp_platform.features.schema import View
 from smp_platform.validation.suites import (
     ENTITY_COLUMN,
     ROW_COLUMN,
@@ -100,20 +101,21 @@ class _ViewValidation:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-_definitions: dict[tuple[str, tuple[tuple[str, float], ...]], _ViewValidation] = {}
+_definitions: dict[tuple[str, str, tuple[tuple[str, float], ...]], _ViewValidation] = {}
 
 
-def _view_validation(view_name: str, null_bounds: Mapping[str, float] | None) -> _ViewValidation:
-    """One suite + batch definition per (view, null bounds), built once per process."""
-    key = (view_name, tuple(sorted((null_bounds or {}).items())))
+def _view_validation(view: View, null_bounds: Mapping[str, float] | None) -> _ViewValidation:
+    """One suite + batch definition per (view as declared, null bounds), built once per
+    process."""
+    key = (view.name, repr(view.stored_fields), tuple(sorted((null_bounds or {}).items())))
     with _lock:
         if key not in _definitions:
             context = _get_context()
-            name = f"{view_name}_{len(_definitions)}"
+            name = f"{view.name}_{len(_definitions)}"
             asset = context.data_sources.get("smp_batches").add_dataframe_asset(name=name)
             _definitions[key] = _ViewValidation(
                 batch_definition=asset.add_batch_definition_whole_dataframe(name),
-                suite=context.suites.add(build_suite(view_name, name, null_bounds)),
+                suite=context.suites.add(build_suite(view, name, null_bounds)),
             )
         return _definitions[key]
 
@@ -163,27 +165,27 @@ def _failure(result: Any) -> ExpectationFailure:
 
 
 def validate_batch(
-    view_name: str,
+    view: View,
     frame: pd.DataFrame,
     *,
     embedding_dims: dict[str, int] | None = None,
     null_bounds: Mapping[str, float] | None = None,
 ) -> ValidationReport:
-    """Check one batch of ``view_name`` rows with Great Expectations; never raises on bad data.
+    """Check one batch of ``view``'s rows with Great Expectations; never raises on bad data.
 
     ``embedding_dims`` gives the expected length per embedding column (default: the batch's
     most common length); ``null_bounds`` overrides the maximum null fraction per column.
     """
-    view = _view_validation(view_name, null_bounds)
-    prepared, parameters = prepare_frame(view_name, frame, embedding_dims)
+    validation = _view_validation(view, null_bounds)
+    prepared, parameters = prepare_frame(view, frame, embedding_dims)
     id_columns = [ENTITY_COLUMN, ROW_COLUMN] if ENTITY_COLUMN in prepared.columns else [ROW_COLUMN]
     # Batch.validate rather than a ValidationDefinition: the latter keeps every result (with
     # COMPLETE unexpected lists) in the context's results store, which grows without bound in a
     # long-running worker. The caller keeps what it needs: this report.
-    with view.lock:
-        batch = view.batch_definition.get_batch(batch_parameters={"dataframe": prepared})
+    with validation.lock:
+        batch = validation.batch_definition.get_batch(batch_parameters={"dataframe": prepared})
         result = batch.validate(
-            view.suite,
+            validation.suite,
             expectation_parameters=parameters,
             result_format={
                 "result_format": "COMPLETE",
@@ -210,7 +212,7 @@ def validate_batch(
             continue
         failures.append(_failure(r))
     return ValidationReport(
-        view_name=view_name,
+        view_name=view.name,
         success=not failures,
         n_rows=len(frame),
         failures=failures,

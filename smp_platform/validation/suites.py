@@ -1,21 +1,18 @@
-"""Expectation suites per feature view, derived from ``feature_repo.feature_views``.
-
-Names and dtypes come from the Feast views (the one place for them); this module only adds what
-a dtype cannot say: value ranges, how many nulls a column may have, and the embedding checks.
+"""Expectation suites per feature view, derived from the view's fields: names and dtypes, and
+the rule each field declares (:class:`~smp_platform.features.schema.Rule`: value ranges, how
+many nulls a column may have, unit-norm embeddings). Nothing here names a feature.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from feature_repo.data_sources import EVENT_TIMESTAMP
-from feature_repo.entities import POST_ID
-from feature_repo.feature_views import BOOKKEEPING_FIELDS, VIEW_FIELDS, Dtype
+from smp_platform.features.schema import EVENT_TIMESTAMP, POST_ID, Dtype, Rule, View
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -25,105 +22,7 @@ TIMESTAMP_COLUMN = EVENT_TIMESTAMP
 # Helper column with the row's position: GE reports it next to post_id, so a null post_id can
 # still be pointed at.
 ROW_COLUMN = "__row"
-
-# Core features may be null on at most this fraction of a batch (override per column).
-DEFAULT_MAX_NULL_FRACTION = 0.5
-# Cosine similarities computed in float32 can overshoot +-1 by rounding.
-SIMILARITY_EPSILON = 1e-4
 UNIT_NORM_TOLERANCE = 1e-3
-
-
-@dataclass(frozen=True)
-class ColumnRule:
-    """What a column's values must satisfy beyond its dtype (``None``: no bound)."""
-
-    min_value: float | None = None
-    max_value: float | None = None
-    strict_min: bool = False
-    # 1.0: the column may be entirely null (a group switched off, or a source without it).
-    max_null_fraction: float = DEFAULT_MAX_NULL_FRACTION
-    value_set: tuple[object, ...] | None = None
-    unit_norm: bool = False  # embeddings only
-
-
-NON_NEGATIVE = ColumnRule(min_value=0)
-OPTIONAL = ColumnRule(max_null_fraction=1.0)
-OPTIONAL_NON_NEGATIVE = ColumnRule(min_value=0, max_null_fraction=1.0)
-SIMILARITY = ColumnRule(min_value=-1 - SIMILARITY_EPSILON, max_value=1 + SIMILARITY_EPSILON)
-REQUIRED = ColumnRule(max_null_fraction=0.0)
-
-# Rules keyed by field name (names are unique across views). Fields not listed get the default
-# rule (finite if numeric, at most DEFAULT_MAX_NULL_FRACTION null). Many author/media/geo columns
-# exist in one dataset and not the other (SMPD has no follower counts, SMP-Video no geo or
-# categories): fully null allowed.
-FIELD_RULES: dict[str, ColumnRule] = {
-    "author_follower_count_log": OPTIONAL_NON_NEGATIVE,
-    "author_following_count_log": OPTIONAL_NON_NEGATIVE,
-    "author_likes_count_log": OPTIONAL_NON_NEGATIVE,
-    "author_post_count_log": NON_NEGATIVE,
-    "author_digg_count_log": OPTIONAL_NON_NEGATIVE,
-    "author_friend_count_log": OPTIONAL_NON_NEGATIVE,
-    "author_likes_per_post_log": OPTIONAL_NON_NEGATIVE,
-    "author_follower_following_log_ratio": OPTIONAL,
-    "author_is_pro": ColumnRule(value_set=(0.0, 1.0), max_null_fraction=1.0),
-    "author_account_age_days": OPTIONAL,  # "as reported": clocks disagree, sign not checked
-    "author_prior_posts": ColumnRule(min_value=0, max_null_fraction=0.0),
-    # null for an author's first post in the warehouse, which can be most posts
-    "author_days_since_previous_post": OPTIONAL_NON_NEGATIVE,
-    "post_hour": ColumnRule(min_value=0, max_value=23, max_null_fraction=0.0),
-    "post_weekday": ColumnRule(min_value=0, max_value=6, max_null_fraction=0.0),
-    "post_month": ColumnRule(min_value=1, max_value=12, max_null_fraction=0.0),
-    "post_day_of_year": ColumnRule(min_value=1, max_value=366, max_null_fraction=0.0),
-    "post_epoch_days": REQUIRED,
-    "title_length": NON_NEGATIVE,
-    "title_word_count": NON_NEGATIVE,
-    "title_hashtag_count": NON_NEGATIVE,
-    "title_uppercase_ratio": ColumnRule(min_value=0, max_value=1),
-    "title_digit_count": NON_NEGATIVE,
-    "tag_count": NON_NEGATIVE,
-    "tags_length": NON_NEGATIVE,
-    "tag_terms": REQUIRED,  # "" when a post has no tags, never null
-    "category": OPTIONAL,
-    "subcategory": OPTIONAL,
-    "concept": OPTIONAL,
-    "media_type": OPTIONAL,
-    "media_width": OPTIONAL_NON_NEGATIVE,
-    "media_height": OPTIONAL_NON_NEGATIVE,
-    "media_aspect_ratio": OPTIONAL_NON_NEGATIVE,
-    "media_duration": OPTIONAL_NON_NEGATIVE,
-    "music_duration": OPTIONAL_NON_NEGATIVE,
-    "music_is_original": OPTIONAL,
-    "latitude": ColumnRule(min_value=-90, max_value=90, max_null_fraction=1.0),
-    "longitude": ColumnRule(min_value=-180, max_value=180, max_null_fraction=1.0),
-    "geo_accuracy": OPTIONAL_NON_NEGATIVE,
-    "author_labelled_prior_posts": ColumnRule(min_value=0, max_null_fraction=0.0),
-    # null while the author has no earlier labelled post: most posts of a fresh stream
-    "author_popularity_mean": OPTIONAL,
-    "author_popularity_max": OPTIONAL,
-    "author_popularity_last": OPTIONAL,
-    "text_embedding": ColumnRule(unit_norm=True),
-    "text_tags_similarity": ColumnRule(
-        min_value=SIMILARITY.min_value, max_value=SIMILARITY.max_value, max_null_fraction=1.0
-    ),  # null when a post has no tags
-    "caption_title_similarity": ColumnRule(
-        min_value=SIMILARITY.min_value, max_value=SIMILARITY.max_value, max_null_fraction=1.0
-    ),  # null while no captioner is configured
-    "image_embedding": ColumnRule(unit_norm=True),
-    "image_title_similarity": SIMILARITY,
-    "perplexity": ColumnRule(min_value=1, strict_min=True),
-    "log_perplexity": ColumnRule(min_value=0, strict_min=True),
-    "text_token_count": NON_NEGATIVE,
-}
-# Every row says what it was computed from: a null here would make it recomputed forever.
-FIELD_RULES.update({_field.name: REQUIRED for _field in BOOKKEEPING_FIELDS})
-
-
-def _check_rules_name_declared_fields() -> None:
-    # A renamed field must not leave a rule silently checking nothing.
-    declared = {f.name for fields in VIEW_FIELDS.values() for f in fields}
-    unknown = sorted(set(FIELD_RULES) - declared)
-    if unknown:
-        raise ValueError(f"validation rules name undeclared fields {unknown}")
 
 
 def is_embedding(dtype: Dtype) -> bool:
@@ -131,17 +30,14 @@ def is_embedding(dtype: Dtype) -> bool:
 
 
 def column_rules(
-    view_name: str, null_bounds: Mapping[str, float] | None = None
-) -> dict[str, tuple[Dtype, ColumnRule]]:
-    """Each declared field of ``view_name`` with its dtype and rule (``null_bounds`` overrides)."""
-    if view_name not in VIEW_FIELDS:
-        raise KeyError(f"unknown feature view {view_name!r}; known: {sorted(VIEW_FIELDS)}")
-    _check_rules_name_declared_fields()
-    out: dict[str, tuple[Dtype, ColumnRule]] = {}
-    for field in VIEW_FIELDS[view_name]:
-        rule = FIELD_RULES.get(field.name, ColumnRule())
+    view: View, null_bounds: Mapping[str, float] | None = None
+) -> dict[str, tuple[Dtype, Rule]]:
+    """Each stored field of ``view`` with its dtype and rule (``null_bounds`` overrides)."""
+    out: dict[str, tuple[Dtype, Rule]] = {}
+    for field in view.stored_fields:
+        rule = field.rule
         if null_bounds and field.name in null_bounds:
-            rule = ColumnRule(**{**rule.__dict__, "max_null_fraction": null_bounds[field.name]})
+            rule = dataclasses.replace(rule, max_null_fraction=null_bounds[field.name])
         out[field.name] = (field.dtype, rule)
     return out
 
@@ -151,7 +47,7 @@ def dim_parameter(column: str) -> str:
 
 
 def build_suite(
-    view_name: str, suite_name: str, null_bounds: Mapping[str, float] | None = None
+    view: View, suite_name: str, null_bounds: Mapping[str, float] | None = None
 ) -> gx.ExpectationSuite:
     """The expectation suite of one view, not yet added to a context.
 
@@ -169,7 +65,7 @@ def build_suite(
     add(ex.ExpectColumnToExist(column=TIMESTAMP_COLUMN))
     add(ex.ExpectColumnValuesToNotBeNull(column=TIMESTAMP_COLUMN))
 
-    for name, (dtype, rule) in column_rules(view_name, null_bounds).items():
+    for name, (dtype, rule) in column_rules(view, null_bounds).items():
         add(ex.ExpectColumnToExist(column=name))
         if rule.max_null_fraction < 1.0:
             add(ex.ExpectColumnValuesToNotBeNull(column=name, mostly=1.0 - rule.max_null_fraction))
@@ -268,7 +164,7 @@ def modal_length(dims: pd.Series) -> int | None:
 
 
 def prepare_frame(
-    view_name: str,
+    view: View,
     frame: pd.DataFrame,
     embedding_dims: Mapping[str, int] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -276,7 +172,7 @@ def prepare_frame(
     prepared = frame.reset_index(drop=True).copy()
     prepared[ROW_COLUMN] = np.arange(len(prepared))
     parameters: dict[str, int] = {}
-    for name, (dtype, _rule) in column_rules(view_name).items():
+    for name, (dtype, _rule) in column_rules(view).items():
         if name not in prepared.columns:
             continue  # ExpectColumnToExist reports it
         if is_embedding(dtype):

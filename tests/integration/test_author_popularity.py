@@ -10,15 +10,19 @@ import duckdb
 import pandas as pd
 import pytest
 
-from feature_repo.feature_views import feature_names, group_views
 from smp_platform.core.config import EncoderSettings, Settings
 from smp_platform.pipeline.ingest import ingest
 from smp_platform.pipeline.refresh import check_for_work, refresh
+from smp_platform.testing.feature_frames import builtin_groups
 from tests.helpers import write_subset
 
 pytestmark = pytest.mark.integration
 
 AUTHOR_VIEW = "post_author_popularity"
+
+
+def _tabular_views() -> list[str]:
+    return [v.name for v in builtin_groups().group("tabular").views]
 
 
 def _rows(settings: Settings, view: str) -> pd.DataFrame:
@@ -59,15 +63,12 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path, 
 
 
 def test_every_post_has_its_author_popularity_and_terms(labelled) -> None:
-    from feature_repo.feature_services import service_spec
-
-    assert {AUTHOR_VIEW, "post_terms"} <= set(service_spec("popularity_v1").views)
+    assert {AUTHOR_VIEW, "post_terms"} <= set(builtin_groups().service("popularity_v1").views)
     settings, dataset, by_author = labelled
     history = _latest(settings, AUTHOR_VIEW)
     assert len(history) == 120
-    assert list(history.columns[history.columns.isin(feature_names(AUTHOR_VIEW))]) == (
-        feature_names(AUTHOR_VIEW)
-    )
+    names = builtin_groups().view(AUTHOR_VIEW).feature_names
+    assert list(history.columns[history.columns.isin(names)]) == (names)
     labels = pd.read_json(next(dataset.glob("*popularity*")), lines=True).set_index("pid")
     first, second = by_author[0], by_author[1]
     assert history.loc[first, "author_labelled_prior_posts"] == 0
@@ -86,14 +87,14 @@ def test_every_post_has_its_author_popularity_and_terms(labelled) -> None:
 def test_a_posts_own_label_never_changes_its_features(labelled) -> None:
     settings, dataset, by_author = labelled
     last = by_author[-1]
-    before = {view: _latest(settings, view).loc[last] for view in group_views("tabular")}
+    before = {view: _latest(settings, view).loc[last] for view in _tabular_views()}
     _relabel(dataset, {last: 99.0})
     ingest(settings, "smp-video", dataset)
     assert check_for_work(settings).stale["tabular"] == 0  # the nightly pre-check agrees
     summary = refresh(settings)
     # nothing the labelled post depends on changed: no row is recomputed, its own included
     assert sum(summary.written.values()) == 0
-    for view in group_views("tabular"):
+    for view in _tabular_views():
         pd.testing.assert_series_equal(_latest(settings, view).loc[last], before[view])
 
 

@@ -80,29 +80,35 @@ def test_a_draft_equal_to_a_stored_post_gets_its_prediction(platform) -> None:
 def test_draft_features_equal_the_stored_features(platform) -> None:
     """Feature by feature: the draft's tabular features equal the stored ones exactly, the
     encoders' outputs to float rounding (the refresh encodes in batches)."""
+    from smp_platform.features.registry import groups_for
     from smp_platform.infra.feast_store import FeatureStoreGateway
-    from smp_platform.online.drafts import (
-        AuthorIndex,
-        compute_draft_features,
-        draft_posts,
-        feature_block,
-        load_draft_encoders,
-        parse_draft,
-    )
+    from smp_platform.online.authors import AuthorIndex
+    from smp_platform.online.block import block_from_frames
     from smp_platform.online.scorer import Scorer
+    from smp_platform.online.scoring import (
+        Timings,
+        draft_frames,
+        draft_groups,
+        draft_inputs,
+        load_draft_models,
+    )
     from smp_platform.service.champion import read_champion
     from smp_platform.service.reader import OnlineReader
+    from smp_platform.sources import parse_draft
 
     settings = platform.settings
     champion = read_champion(settings, None).loaded
     scorer = Scorer(champion.predictor)
     reader = OnlineReader(FeatureStoreGateway(settings).store, champion.feature_service)
     authors = AuthorIndex.from_warehouse(settings.warehouse_path)
-    encoders = load_draft_encoders(settings, scorer)
-    assert set(encoders) == {"text", "perplexity"}
+    groups = groups_for(settings)
+    needed, _ = draft_groups(groups, scorer)
+    load_draft_models(settings, needed)
+    assert {g.name for g in needed if g.has_model} == {"text", "perplexity"}
     for pid, body in _drafts(platform, 4):
-        posts, history, known = draft_posts(parse_draft(body), authors)
-        draft = feature_block(compute_draft_features(posts, history, encoders, settings))
+        inputs, known = draft_inputs(parse_draft(body), authors)
+        frames = draft_frames(needed, inputs, settings, Timings())
+        draft = block_from_frames(frames.values(), groups.fields, [pid])
         stored = reader.read([pid])
         assert known
         for name, values in stored.numeric.items():
@@ -124,7 +130,7 @@ def test_draft_features_equal_the_stored_features(platform) -> None:
 
 def test_author_index_counts_history_as_the_warehouse_does(platform) -> None:
     from smp_platform.infra.warehouse import Warehouse
-    from smp_platform.online.drafts import AuthorIndex
+    from smp_platform.online.authors import AuthorIndex
 
     settings = platform.settings
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
@@ -146,7 +152,9 @@ def test_author_index_counts_history_as_the_warehouse_does(platform) -> None:
 
 
 def test_explanation_adds_up_and_best_time_curve(platform) -> None:
-    from feature_repo.feature_views import VIEW_SPECS
+    from smp_platform.features.registry import groups_for
+
+    VIEW_SPECS = {v.name for v in groups_for(platform.settings).views}
 
     _, draft = _drafts(platform, 1)[0]
     with running_service(platform.settings) as url:

@@ -15,7 +15,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-WIDE = "smp_platform.infra.online_store.WideSqliteOnlineStore"
+WIDE = "smp_platform.infra.sqlite_store.WideSqliteOnlineStore"
 DIM = 8
 
 
@@ -266,7 +266,7 @@ def test_the_fast_entity_key_is_feasts_serialization(tmp_path: Path) -> None:
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    from smp_platform.infra.online_store import string_key_encoder
+    from smp_platform.infra.sqlite_store import string_key_encoder
 
     store = _store(tmp_path)
     encode = string_key_encoder(store.config, "post_id")

@@ -9,15 +9,16 @@ import httpx
 import pandas as pd
 import pytest
 
-from feature_repo.feature_views import VIEW_FIELDS
 from flows.refresh import run_refresh
 from smp_platform.core.config import Settings
 from smp_platform.infra.feast_store import FeatureStoreGateway
 from smp_platform.pipeline.ingest import ingest
 from smp_platform.pipeline.predict import predict_batch
 from smp_platform.service.runner import running_service
+from smp_platform.testing.feature_frames import builtin_groups
 
 pytestmark = pytest.mark.integration
+VIEW_FIELDS = [view.name for view in builtin_groups().views]
 
 
 def _view_rows(settings: Settings) -> dict[str, int]:
@@ -48,7 +49,7 @@ def test_second_refresh_computes_and_adds_nothing(platform) -> None:
 
 
 def test_training_frame_features_match_the_offline_rows(platform) -> None:
-    from smp_platform.pipeline.train import labelled_frame
+    from smp_platform.pipeline.frames import labelled_frame
 
     frame = labelled_frame(platform.settings)
     assert len(frame) == 400

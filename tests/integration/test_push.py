@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from smp_platform.core.config import ServiceSettings, Settings
 from smp_platform.service.runner import running_service
+from smp_platform.testing.feature_frames import builtin_groups
 from tests.helpers import WITHOUT_TORCH, compose_profile, fast_train_settings, write_subset
 
 pytestmark = pytest.mark.integration
@@ -93,20 +94,24 @@ def sqlite_platform(tmp_path_factory: pytest.TempPathFactory, prefect_server: No
     return _platform(settings, root, n=150)
 
 
+def pushed_views() -> list[str]:
+    """The views of the built-in request-time groups (every group but the image one)."""
+    return [v.name for g in builtin_groups().request_time for v in g.views]
+
+
 # -- reading the stores -----------------------------------------------------------------------
 def _online_times(settings: Settings, post_id: str) -> dict[str, datetime | None]:
     """The event time of the post's online row per pushed view (None: no row)."""
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    from feature_repo.feature_views import PUSHED_VIEWS
     from smp_platform.infra.feast_store import FeatureStoreGateway
 
     store = FeatureStoreGateway(settings).store
     online = store._get_provider().online_store
     key = EntityKey(join_keys=["post_id"], entity_values=[Value(string_val=post_id)])
     out = {}
-    for view in PUSHED_VIEWS:
+    for view in pushed_views():
         ((ts, values),) = online.online_read(store.config, store.get_feature_view(view), [key])
         present = values and any(v.WhichOneof("val") for v in values.values())
         out[view] = None if not present else ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
@@ -217,20 +222,18 @@ def _print_figures(store: str, figures: dict[str, float]) -> None:
 def test_pushed_post_is_served_at_once_then_the_nightly_row_wins_sqlite(
     sqlite_platform: Pushed,
 ) -> None:
-    from feature_repo.feature_views import PUSHED_VIEWS
-
-    figures = _push_served_then_superseded(sqlite_platform, set(PUSHED_VIEWS))
+    figures = _push_served_then_superseded(sqlite_platform, set(pushed_views()))
     _print_figures("SQLite", figures)
 
 
 def test_pushed_post_on_redis_then_the_nightly_row_wins(
     tmp_path: Path, prefect_server: None
 ) -> None:
-    from feature_repo.feature_views import group_views
-
     with compose_profile(tmp_path / "data") as (settings, _):
         platform = _platform(_with_token(settings), tmp_path, n=120)
-        figures = _push_served_then_superseded(platform, set(group_views("tabular")))
+        figures = _push_served_then_superseded(
+            platform, {v.name for v in builtin_groups().group("tabular").views}
+        )
     _print_figures("Redis", figures)
 
 

@@ -24,7 +24,11 @@ from smp_platform.modeling.promotion import PromotionDecision
 from smp_platform.modeling.recipe import recipe_from_params
 from smp_platform.pipeline.promote import BacktestComparison, promote
 from smp_platform.pipeline.train import TrainOutcome, train_on_frame
-from smp_platform.testing.feature_frames import served_feature_columns, synthetic_frame
+from smp_platform.testing.feature_frames import (
+    builtin_groups,
+    served_spec,
+    synthetic_frame,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +72,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         registry.set_champion(champion.version)
         weak = settings.model_copy(update={"train": WEAK})
         candidate = train_on_frame(weak, frame, SERVICE)
-        comparison = BacktestComparison(registry, candidate.version, lambda service: frame)
+        comparison = BacktestComparison(
+            registry, candidate.version, lambda service: frame, builtin_groups()
+        )
         decision = promote(
             registry,
             candidate.version,
@@ -93,7 +99,7 @@ def test_the_registered_model_is_refitted_on_all_labelled_posts(scenario: Scenar
 
     # The version's metrics are the backtest's: the recipe refitted on the older posts only
     # reproduces them, and the registered model (which saw the newest posts) predicts otherwise.
-    tested = backtest(train, valid, FAST, served_feature_columns())
+    tested = backtest(train, valid, FAST, served_spec())
     assert tested.scores["mae"] == pytest.approx(scenario.champion.metrics["mae"], rel=1e-9)
     assert tested.scores["src"] == pytest.approx(scenario.champion.metrics["src"], rel=1e-9)
     registered = registry.load(scenario.champion.version)
@@ -115,7 +121,7 @@ def test_promotion_reruns_the_champions_recipe_on_the_candidates_split(
     assert decision.candidate_metrics["mae"] == pytest.approx(scenario.candidate.metrics["mae"])
     # the champion's number is its recipe fitted on the posts before the candidate's window
     train, valid = time_split(frame, FAST.validation_fraction)
-    rerun = backtest(train, valid, FAST, served_feature_columns()).scores
+    rerun = backtest(train, valid, FAST, served_spec()).scores
     assert decision.champion_metrics is not None
     assert decision.champion_metrics["mae"] == pytest.approx(rerun["mae"], rel=1e-9)
     assert decision.champion_metrics["src"] == pytest.approx(rerun["src"], rel=1e-9)

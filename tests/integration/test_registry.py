@@ -21,7 +21,7 @@ from smp_platform.infra.mlflow_registry import (
 from smp_platform.modeling.fit import TrainedModel, time_split, train_model
 from smp_platform.modeling.promotion import PromotionDecision
 from smp_platform.pipeline.promote import promote
-from smp_platform.testing.feature_frames import served_feature_columns, synthetic_frame
+from smp_platform.testing.feature_frames import served_spec, synthetic_frame
 
 pytestmark = pytest.mark.integration
 
@@ -76,9 +76,11 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         shuffled = train.assign(
             popularity=np.random.default_rng(0).permutation(train.popularity.to_numpy())
         )
-        columns = served_feature_columns()
+        columns = served_spec()
         models = {
-            "weak": train_model(train, FAST, ["author_post_count_log", "post_hour", "concept"]),
+            "weak": train_model(
+                train, FAST, served_spec(["author_post_count_log", "post_hour", "concept"])
+            ),
             "shuffled": train_model(shuffled, FAST, columns),
             "full": train_model(train, FAST, columns),
         }

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from smp_platform.core.config import Settings, TrainSettings
-from smp_platform.modeling.fit import time_split
+from smp_platform.modeling.fit import time_folds, time_split
 from smp_platform.modeling.recipe import TUNABLE_FIELDS, recipe_path
-from smp_platform.modeling.tuning import SearchSpace, time_folds
+from smp_platform.modeling.tuning import SearchSpace
 from smp_platform.testing.feature_frames import synthetic_frame
 
 pytestmark = pytest.mark.integration

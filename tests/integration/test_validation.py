@@ -8,8 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_repo.feature_views import VIEW_FIELDS
-from smp_platform.validation import validate_batch
+from smp_platform.testing.feature_frames import builtin_groups
+from smp_platform.validation import ValidationReport
+from smp_platform.validation import validate_batch as validate_view
+
+GROUPS = builtin_groups()
+VIEW_FIELDS = {view.name: view.stored_fields for view in GROUPS.views}
+
+
+def validate_batch(view_name: str, frame: pd.DataFrame, **options: object) -> ValidationReport:
+    """The batch validated against the built-in view of that name (the registry says when
+    there is none)."""
+    return validate_view(GROUPS.view(view_name), frame, **options)  # type: ignore[arg-type]
+
 
 pytestmark = pytest.mark.integration
 

@@ -10,16 +10,16 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from smp_platform.infra.warehouse import (
+from smp_platform.core.tables import (
     AUTHOR_COLUMNS,
     AUTHOR_CONTENT_COLUMNS,
     LABEL_COLUMNS,
     POST_COLUMNS,
     POST_CONTENT_COLUMNS,
     QUARANTINE_COLUMNS,
-    Warehouse,
     frame_from_records,
 )
+from smp_platform.infra.warehouse import Warehouse
 from smp_platform.sources import ParsedBatch, content_hash, read_source
 from tests.helpers import BUNDLED
 

@@ -8,19 +8,28 @@ from pathlib import Path
 
 import pytest
 
-from smp_platform.infra.warehouse import (
+from smp_platform.core.tables import (
     AUTHOR_COLUMNS,
     LABEL_COLUMNS,
     POST_COLUMNS,
     POST_CONTENT_COLUMNS,
     QUARANTINE_COLUMNS,
-    Warehouse,
     frame_from_records,
 )
-from smp_platform.pipeline.refresh import input_hashes
+from smp_platform.features.group import Input
+from smp_platform.features.inputs import input_hashes as hashes_of
+from smp_platform.infra.warehouse import Warehouse
 from smp_platform.sources import ParsedBatch, content_hash, read_source
 from smp_platform.testing.smpd_files import write_smpd_dataset
 from tests.helpers import BUNDLED
+
+# Every input a hash can cover but the label history (a frame of its own).
+ALL_INPUTS = frozenset({Input.POST, Input.AUTHOR_PROFILE, Input.MEDIA})
+
+
+def input_hashes(posts):  # type: ignore[no-untyped-def]
+    return hashes_of(ALL_INPUTS, posts)
+
 
 pytestmark = pytest.mark.integration
 

@@ -20,16 +20,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_repo.data_sources import CREATED_AT, EVENT_TIMESTAMP
-from feature_repo.entities import POST_ID
-from feature_repo.feature_views import VIEW_FIELDS, groups
 from smp_platform.core.config import EncoderSettings, Settings
+from smp_platform.features.schema import CREATED_AT, EVENT_TIMESTAMP, POST_ID
+from smp_platform.testing.feature_frames import builtin_groups
 from tests.helpers import write_subset
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-TABULAR_VIEWS = groups()["tabular"]
+GROUPS = builtin_groups()
+TABULAR_VIEWS = tuple(v.name for v in GROUPS.group("tabular").views)
+VIEW_FIELDS = {v.name: v.stored_fields for v in GROUPS.views}
 POSTS = 100
 
 
@@ -206,7 +207,7 @@ def test_a_failed_batch_exits_1_fails_the_flow_run_and_is_retried(
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
     from prefect.client.schemas.sorting import FlowRunSort
 
-    failed = smp(data_dir, "refresh", fault="batch-error")
+    failed = smp(data_dir, "refresh", fault="batch-error:tabular")
     assert failed.returncode == 1, failed.stderr[-3000:]
     assert "refresh failed: 3 batch(es) failed" in failed.stderr
     assert "Traceback" not in failed.stderr.split("error: refresh failed")[-1]

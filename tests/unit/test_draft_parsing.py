@@ -11,18 +11,20 @@ import pandas as pd
 import pytest
 
 from smp_platform.core.config import EncoderSettings, Settings
-from smp_platform.online.drafts import (
-    DRAFT_POST_ID,
-    AuthorIndex,
-    DraftError,
+from smp_platform.online.authors import AuthorIndex
+from smp_platform.online.block import block_from_frames
+from smp_platform.online.scoring import (
     DraftScoringUnavailable,
     contributions_by_view,
-    draft_posts,
-    feature_block,
-    load_draft_encoders,
-    needed_groups,
-    parse_draft,
+    draft_groups,
+    draft_inputs,
+    load_draft_models,
 )
+from smp_platform.sources import parse_draft
+from smp_platform.sources.draft import DRAFT_POST_ID, DraftError
+from smp_platform.testing.feature_frames import builtin_groups
+
+GROUPS = builtin_groups()
 
 VIDEO_DRAFT = {
     "format": "smp-video",
@@ -128,14 +130,16 @@ def test_author_history_counts_posts_strictly_before() -> None:
 def test_draft_posts_take_the_drafts_user_block_else_the_latest_stored_author() -> None:
     index = _index()
     given = parse_draft({**VIDEO_DRAFT, "post": {**VIDEO_DRAFT["post"], "uid": "USER1"}})
-    posts, history, known = draft_posts(given, index)
+    inputs, known = draft_inputs(given, index)
+    posts, history = inputs.posts, inputs.author_history
     assert known and posts["follower_count"].iloc[0] == 1000  # the draft's own block wins
     assert history["author_prior_posts"].iloc[0] == 3
     stored = {k: v for k, v in VIDEO_DRAFT.items() if k != "user"}
     stored["post"] = {**VIDEO_DRAFT["post"], "uid": "USER1"}
-    posts, _, _ = draft_posts(parse_draft(stored), index)
+    posts = draft_inputs(parse_draft(stored), index)[0].posts
     assert posts["follower_count"].iloc[0] == 5 and posts["post_count"].iloc[0] == 3
-    posts, history, known = draft_posts(parse_draft(VIDEO_DRAFT), AuthorIndex())
+    inputs, known = draft_inputs(parse_draft(VIDEO_DRAFT), AuthorIndex())
+    posts, history = inputs.posts, inputs.author_history
     assert not known and history["author_prior_posts"].iloc[0] == 0
     assert posts["media_path"].iloc[0] is None
 
@@ -151,7 +155,7 @@ def test_feature_block_types_as_the_online_read() -> None:
             "text_embedding": [np.array([0.5, 0.5], dtype=np.float32)],
         }
     )
-    block = feature_block([frame], repeat=3)
+    block = block_from_frames([frame], GROUPS.fields, ["draft"] * 3)
     assert len(block) == 3 and block.found.all()
     assert block.numeric["author_prior_posts"].tolist() == [3.0] * 3
     assert block.numeric["music_is_original"].tolist() == [1.0] * 3
@@ -162,22 +166,32 @@ def test_feature_block_types_as_the_online_read() -> None:
 
 
 def _scorer(**parts):  # type: ignore[no-untyped-def]
-    return SimpleNamespace(
-        numeric=parts.get("numeric", ["author_follower_count_log", "post_hour"]),
-        categorical=parts.get("categorical", ["language"]),
-        embeddings=[SimpleNamespace(name=n) for n in parts.get("embeddings", [])],
-    )
+    numeric = parts.get("numeric", ["author_follower_count_log", "post_hour"])
+    categorical = parts.get("categorical", ["language"])
+    embeddings = parts.get("embeddings", [])
+    return SimpleNamespace(column_features=[*numeric, *categorical, *embeddings])
+
+
+def _needed(scorer) -> set[str]:  # type: ignore[no-untyped-def]
+    return {group.name for group in draft_groups(GROUPS, scorer)[0]}
 
 
 def test_encoders_are_needed_only_for_groups_the_champion_reads(tmp_path) -> None:  # type: ignore[no-untyped-def]
     off = Settings(data_dir=tmp_path, encoders=EncoderSettings(text_model=None))
     tabular = _scorer()
-    assert needed_groups(tabular) == {"tabular"}
-    assert load_draft_encoders(off, tabular) == {}  # trained without them: scored without them
+    assert _needed(tabular) == {"tabular"}
+    # trained without them: scored without them (nothing to load, nothing raised)
+    load_draft_models(off, draft_groups(GROUPS, tabular)[0])
     with_text = _scorer(embeddings=["text_embedding"])
-    assert needed_groups(with_text) == {"tabular", "text"}
-    with pytest.raises(DraftScoringUnavailable, match="text encoder the champion was trained"):
-        load_draft_encoders(off, with_text)
+    assert _needed(with_text) == {"tabular", "text"}
+    with pytest.raises(DraftScoringUnavailable, match="text group the champion was trained"):
+        load_draft_models(off, draft_groups(GROUPS, with_text)[0])
+    # a group that cannot run at request time is listed, not loaded
+    with_image = _scorer(embeddings=["image_embedding"])
+    needed, not_computed = draft_groups(GROUPS, with_image)
+    assert {g.name for g in needed} == {"tabular"}
+    assert set(not_computed) == {"post_image_semantics"}
+    assert "no media file" in not_computed["post_image_semantics"]
 
 
 def test_contributions_are_grouped_by_view_and_sorted() -> None:
@@ -191,7 +205,7 @@ def test_contributions_are_grouped_by_view_and_sorted() -> None:
             "perplexity",
         ]
     )
-    block = feature_block(
+    block = block_from_frames(
         [
             pd.DataFrame(
                 {
@@ -202,10 +216,12 @@ def test_contributions_are_grouped_by_view_and_sorted() -> None:
                     "perplexity": [np.inf],
                 }
             )
-        ]
+        ],
+        GROUPS.fields,
+        ["draft"],
     )
     shap = np.array([0.3, -0.1, 0.05, -0.4, -0.2, 0.01])
-    out = contributions_by_view(scorer, shap, block)
+    out = contributions_by_view(scorer, shap, block, GROUPS.view_of)
     assert [c["view"] for c in out] == [
         "post_text_semantics",
         "post_author",

@@ -21,7 +21,7 @@ from smp_platform.modeling.psi import (
     psi,
     value_bins,
 )
-from smp_platform.testing.feature_frames import served_feature_columns, synthetic_frame
+from smp_platform.testing.feature_frames import served_feature_columns, served_spec, synthetic_frame
 
 
 # -- the measure ---------------------------------------------------------------------------
@@ -70,7 +70,7 @@ def test_a_mostly_null_feature_gets_fewer_bins() -> None:
 
 def test_a_feature_going_missing_drifts_by_its_null_share() -> None:
     reference = pd.DataFrame({"post_hour": np.arange(1000) % 20})
-    profile = build_profile(reference, ["post_hour"], bins=10)
+    profile = build_profile(reference, served_spec(["post_hour"]), bins=10)
     entry = profile["features"]["post_hour"]
     assert entry["null_share"] == 0.0 and sum(entry["shares"]) == pytest.approx(1.0)
     # the same values on half the posts, null on the other half
@@ -89,7 +89,7 @@ def test_a_feature_going_missing_drifts_by_its_null_share() -> None:
 
 def test_categories_never_seen_are_counted_and_named() -> None:
     reference = pd.DataFrame({"language": ["en"] * 60 + ["es"] * 38 + ["fr"] * 2})
-    profile = build_profile(reference, ["language"])
+    profile = build_profile(reference, served_spec(["language"]))
     entry = profile["features"]["language"]
     # fr holds 2 % of the rows: it joins <other>, and is still a known value
     assert entry["categories"] == ["en", "es"] and "fr" in entry["known"]
@@ -110,7 +110,7 @@ def test_categories_never_seen_are_counted_and_named() -> None:
 def test_the_same_distribution_does_not_drift_and_a_shifted_one_does() -> None:
     rng = np.random.default_rng(0)
     reference = pd.DataFrame({"media_duration": rng.normal(30, 5, 5000)})
-    profile = build_profile(reference, ["media_duration"])
+    profile = build_profile(reference, served_spec(["media_duration"]))
     same = pd.DataFrame({"media_duration": rng.normal(30, 5, 2000)})
     shifted = pd.DataFrame({"media_duration": rng.normal(36, 5, 2000)})  # + 1.2 sd
     assert measure(profile, same).max_psi < 0.05
@@ -125,7 +125,7 @@ def frame() -> pd.DataFrame:
 
 def test_a_profile_of_every_kind_is_json_and_compact(frame: pd.DataFrame) -> None:
     columns = served_feature_columns()
-    profile = build_profile(frame, columns, bins=10)
+    profile = build_profile(frame, served_spec(columns), bins=10)
     text = json.dumps(profile)
     assert json.loads(text) == profile
     assert len(text) < 200_000  # never the frame: 400 posts x 384-d embeddings are ~1.2 MB
@@ -140,7 +140,7 @@ def test_a_profile_of_every_kind_is_json_and_compact(frame: pd.DataFrame) -> Non
 
 
 def test_a_frame_measured_against_its_own_profile_does_not_drift(frame: pd.DataFrame) -> None:
-    profile = build_profile(frame, served_feature_columns())
+    profile = build_profile(frame, served_spec(served_feature_columns()))
     report = measure(profile, frame, ignore=["post_epoch_days"])
     assert report.max_psi == pytest.approx(0.0, abs=1e-9)
     assert not report.beyond_bound and report.drifted == []
@@ -151,7 +151,7 @@ def test_a_frame_measured_against_its_own_profile_does_not_drift(frame: pd.DataF
 def test_texts_about_something_else_drift_along_the_embedding_directions(
     frame: pd.DataFrame,
 ) -> None:
-    profile = build_profile(frame, ["text_embedding"])
+    profile = build_profile(frame, served_spec(["text_embedding"]))
     rng = np.random.default_rng(1)
     others = rng.normal(size=(len(frame), 384))
     others[:, :8] += 3.0  # a new topic: one direction the reference never took
@@ -170,7 +170,9 @@ def test_texts_about_something_else_drift_along_the_embedding_directions(
 def test_the_verdict_counts_the_share_of_drifted_features_and_spares_small_batches() -> None:
     rng = np.random.default_rng(2)
     reference = pd.DataFrame({name: rng.normal(size=2000) for name in ("a", "b", "c", "d", "e")})
-    profile = build_profile(reference.rename(columns=_as_fields), list(_FIELDS.values()))
+    profile = build_profile(
+        reference.rename(columns=_as_fields), served_spec(list(_FIELDS.values()))
+    )
     batch = pd.DataFrame({name: rng.normal(size=200) for name in ("a", "b", "c", "d", "e")})
     batch["a"] += 3.0  # one of five features drifted: share 0.2, not more than 0.2
     batch = batch.rename(columns=_as_fields)
@@ -200,7 +202,7 @@ def _as_fields(name: str) -> str:
 
 
 def test_the_drift_plot_is_a_png(frame: pd.DataFrame, tmp_path) -> None:
-    profile = build_profile(frame, served_feature_columns())
+    profile = build_profile(frame, served_spec(served_feature_columns()))
     report = measure(profile, frame.assign(author_follower_count_log=20.0))
     path = plot_drift(report, tmp_path / "drift.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

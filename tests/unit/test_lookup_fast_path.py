@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from smp_platform.service.app import MAX_POST_ID_LENGTH, _lookup_post_id
+from smp_platform.service.middleware import _lookup_post_id
+from smp_platform.service.responses import MAX_POST_ID_LENGTH
 
 
 def _scope(path: str, root_path: str = "") -> dict[str, object]:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from smp_platform.online.drafts import DraftError
 from smp_platform.online.push import parse_pushed_post, pushed_batch
-from smp_platform.service.app import bearer_matches
+from smp_platform.service.routers.push import bearer_matches
+from smp_platform.sources.draft import DraftError
+from smp_platform.testing.feature_frames import builtin_groups
 
 POST = {
     "pid": "P1",
@@ -108,9 +109,11 @@ def test_pushed_views_read_through_push_sources(tmp_path: Path) -> None:
 
     from feature_repo.data_sources import push_source_name
     from feature_repo.entities import build_entity
-    from feature_repo.feature_views import PUSHED_VIEWS, build_feature_views
+    from feature_repo.feature_views import build_feature_views
 
-    views = build_feature_views(tmp_path, build_entity())
+    groups = builtin_groups()
+    PUSHED_VIEWS = {v.name for g in groups.request_time for v in g.views}
+    views = build_feature_views(groups, tmp_path, build_entity())
     assert "post_image_semantics" not in PUSHED_VIEWS and "post_author" in PUSHED_VIEWS
     for name, view in views.items():
         if name in PUSHED_VIEWS:

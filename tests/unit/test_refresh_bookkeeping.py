@@ -1,4 +1,5 @@
-"""The refresh's bookkeeping: input hashes (content, author, media file) and encoder ids."""
+"""The refresh's bookkeeping: input hashes (content, author, media file, as a group reads them)
+and encoder ids."""
 
 from __future__ import annotations
 
@@ -8,7 +9,21 @@ from pathlib import Path
 import pandas as pd
 
 from smp_platform.core.config import EncoderSettings, Settings
-from smp_platform.pipeline.refresh import encoder_identity, input_hashes
+from smp_platform.features.group import Input
+from smp_platform.features.inputs import input_hashes as hashes_of
+from smp_platform.testing.feature_frames import builtin_groups
+
+GROUPS = builtin_groups()
+# What a group reads that is hashed: the post, its author's row and its media file.
+EVERYTHING = frozenset({Input.POST, Input.AUTHOR_PROFILE, Input.MEDIA})
+
+
+def input_hashes(posts: pd.DataFrame, reads: frozenset[Input] = EVERYTHING) -> pd.Series:
+    return hashes_of(reads, posts)
+
+
+def encoder_identity(group: str, settings: Settings) -> str:
+    return GROUPS.group(group).encoder_id(settings)
 
 
 def _posts(**overrides: object) -> pd.DataFrame:
@@ -48,3 +63,25 @@ def test_encoder_ids_come_from_the_weights_without_loading_them(tmp_path: Path) 
     weights.write_bytes(b"other weights")
     assert encoder_identity("image", settings) != first
     assert encoder_identity("tabular", settings) == encoder_identity("tabular", settings)
+
+
+def test_a_group_s_input_hash_covers_only_what_it_reads(tmp_path: Path) -> None:
+    image = tmp_path / "p1.jpg"
+    image.write_bytes(b"an image")
+    post_only = frozenset({Input.POST})
+    base = input_hashes(_posts(), post_only)[0]
+    assert input_hashes(_posts(content_hash="c2"), post_only)[0] != base
+    # the author's row and the media file are not read: they change nothing
+    assert input_hashes(_posts(author_content_hash="a2"), post_only)[0] == base
+    assert input_hashes(_posts(media_path=str(image)), post_only)[0] == base
+    # the built-in groups: text and image read the media file, only tabular the author's row
+    reads = {group.name: group.reads for group in GROUPS}
+    assert Input.AUTHOR_PROFILE in reads["tabular"] and Input.MEDIA not in reads["tabular"]
+    assert Input.MEDIA in reads["image"] and Input.AUTHOR_PROFILE not in reads["text"]
+    changed_author = _posts(author_content_hash="a2")
+    assert (
+        input_hashes(changed_author, reads["text"])[0] == input_hashes(_posts(), reads["text"])[0]
+    )
+    no_labels = pd.DataFrame(columns=["post_id", "user_id", "posted_at", "popularity"])
+    tabular = [hashes_of(reads["tabular"], p, no_labels)[0] for p in (changed_author, _posts())]
+    assert tabular[0] != tabular[1]

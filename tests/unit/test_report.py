@@ -8,9 +8,14 @@ import pytest
 
 from smp_platform.core.config import TrainSettings
 from smp_platform.modeling.ablation import ablation_steps, format_ablation
-from smp_platform.modeling.figures import popularity_bands, write_report
+from smp_platform.modeling.figures import popularity_bands, similarity_columns, write_report
 from smp_platform.modeling.fit import time_split, train_model
-from smp_platform.testing.feature_frames import served_feature_columns, synthetic_frame
+from smp_platform.testing.feature_frames import (
+    builtin_groups,
+    served_feature_columns,
+    served_spec,
+    synthetic_frame,
+)
 
 FAST = TrainSettings(
     experiment="ablation-test",
@@ -54,8 +59,9 @@ def test_popularity_bands_are_quantiles() -> None:
 
 def test_write_report_produces_non_empty_pngs(frame: pd.DataFrame, tmp_path) -> None:
     train, valid = time_split(frame, FAST.validation_fraction)
-    trained = train_model(train, FAST, served_feature_columns())
-    paths = write_report(valid, trained, tmp_path / "report")
+    trained = train_model(train, FAST, served_spec())
+    similarities = similarity_columns(builtin_groups().fields.values())
+    paths = write_report(valid, trained, tmp_path / "report", similarities=similarities)
     assert sorted(p.name for p in paths) == [
         "feature_importance.png",
         "perplexity_by_popularity.png",
@@ -68,7 +74,7 @@ def test_write_report_produces_non_empty_pngs(frame: pd.DataFrame, tmp_path) -> 
 
 
 def test_ablation_steps_are_cumulative() -> None:
-    steps = ablation_steps(served_feature_columns())
+    steps = ablation_steps(served_feature_columns(), builtin_groups())
     assert [s.name for s in steps] == STEPS
     for before, after in zip(steps, steps[1:], strict=False):
         assert set(before.feature_columns) <= set(after.feature_columns)
@@ -119,3 +125,33 @@ def test_ablation_has_eight_rows_with_finite_metrics_and_mlflow_runs(
     )
     assert sorted(r.data.params["step"] for r in children) == sorted(STEPS)
     assert all("valid_src" in r.data.metrics for r in children)
+
+
+def test_the_ablation_on_two_folds_prints_both_folds_beside_the_baseline() -> None:
+    table = pd.DataFrame(
+        [
+            {
+                "step": "tabular",
+                "n_features": 3,
+                "src": 0.71,
+                "mae": 1.40,
+                "baseline_src": 0.0,
+                "baseline_mae": 2.30,
+                "src_fold1": 0.69,
+                "mae_fold1": 1.45,
+                "baseline_src_fold1": 0.0,
+                "baseline_mae_fold1": 2.40,
+            }
+        ]
+    )
+    table.attrs["folds"] = [("newest", 800, 200), ("earlier", 600, 200)]
+    lines = format_ablation(table).splitlines()
+    assert lines[0].split() == ["step", "n_features", "newest", "SRC", "newest", "MAE"] + [
+        "earlier",
+        "SRC",
+        "earlier",
+        "MAE",
+    ]
+    assert lines[1].split() == ["median", "baseline", "0", "0.0000", "2.3000", "0.0000", "2.4000"]
+    assert lines[2].split() == ["tabular", "3", "0.7100", "1.4000", "0.6900", "1.4500"]
+    assert "newest: 800 -> 200; earlier: 600 -> 200" in lines[-1]

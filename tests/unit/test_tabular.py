@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_repo.feature_views import feature_names
+from smp_platform.features.groups import tabular as tabular_group
 from smp_platform.features.tabular import (
     compute_author_features,
     compute_content_features,
@@ -54,7 +54,11 @@ def _posts() -> pd.DataFrame:
 
 def test_temporal_features_match_the_calendar() -> None:
     out = compute_temporal_features(_posts())
-    assert list(out.columns) == ["post_id", "event_timestamp", *feature_names("post_temporal")]
+    assert list(out.columns) == [
+        "post_id",
+        "event_timestamp",
+        *tabular_group.TEMPORAL.feature_names,
+    ]
     assert out.loc[0, "post_hour"] == 14
     assert out.loc[0, "post_weekday"] == 0  # 2023-07-03 was a Monday
     assert out.loc[1, "post_weekday"] == 5
@@ -74,7 +78,7 @@ def test_author_features_log_scale_and_treat_negative_counts_as_unknown() -> Non
         }
     )
     out = compute_author_features(_posts(), history)
-    assert list(out.columns) == ["post_id", "event_timestamp", *feature_names("post_author")]
+    assert list(out.columns) == ["post_id", "event_timestamp", *tabular_group.AUTHOR.feature_names]
     assert out.loc[0, "author_follower_count_log"] == pytest.approx(math.log1p(999))
     assert math.isnan(out.loc[1, "author_follower_count_log"])  # -5 followers: unknown
     assert out.loc[0, "author_likes_per_post_log"] == pytest.approx(math.log1p(100))
@@ -88,7 +92,7 @@ def test_author_features_log_scale_and_treat_negative_counts_as_unknown() -> Non
 
 def test_content_features_count_text_and_clean_media() -> None:
     out = compute_content_features(_posts())
-    assert list(out.columns) == ["post_id", "event_timestamp", *feature_names("post_content")]
+    assert list(out.columns) == ["post_id", "event_timestamp", *tabular_group.CONTENT.feature_names]
     first, second = out.iloc[0], out.iloc[1]
     assert first["title_length"] == len("Sunset at #beach with FRIENDS 2023")
     assert first["title_word_count"] == 6

@@ -10,7 +10,12 @@ from smp_platform.core.config import TrainSettings
 from smp_platform.modeling.fit import TrainedModel, time_split, train_model
 from smp_platform.modeling.matrix import feature_kinds
 from smp_platform.modeling.metrics import metrics
-from smp_platform.testing.feature_frames import served_feature_columns, synthetic_frame
+from smp_platform.testing.feature_frames import (
+    builtin_groups,
+    served_feature_columns,
+    served_spec,
+    synthetic_frame,
+)
 
 FAST = TrainSettings(
     iterations=150,
@@ -35,7 +40,7 @@ def split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def trained(split: tuple[pd.DataFrame, pd.DataFrame]) -> TrainedModel:
-    return train_model(split[0], FAST, served_feature_columns())
+    return train_model(split[0], FAST, served_spec())
 
 
 def test_time_split_puts_the_latest_posts_in_validation(frame: pd.DataFrame) -> None:
@@ -56,12 +61,12 @@ def test_time_split_keeps_posts_of_one_instant_together() -> None:
 
 
 def test_feature_kinds_come_from_the_feature_views() -> None:
-    spec = feature_kinds(served_feature_columns())
+    spec = feature_kinds(served_feature_columns(), builtin_groups().fields)
     assert spec.embedding == ("text_embedding", "image_embedding")
     assert {"category", "language", "media_type"} <= set(spec.categorical)
     assert "perplexity" in spec.numeric and "music_is_original" in spec.numeric
     with pytest.raises(ValueError, match="unknown feature columns"):
-        feature_kinds(["not_a_feature"])
+        feature_kinds(["not_a_feature"], builtin_groups().fields)
 
 
 def test_model_beats_the_median_baseline(
@@ -116,7 +121,7 @@ def test_missing_embeddings_and_missing_columns_still_predict(
 def test_early_stopping_uses_only_training_posts(split: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     train, valid = split
     # the validation posts never reach train_model, and training is deterministic
-    first = train_model(train, FAST, ["author_follower_count_log", "category"])
-    second = train_model(train, FAST, ["author_follower_count_log", "category"])
+    first = train_model(train, FAST, served_spec(["author_follower_count_log", "category"]))
+    second = train_model(train, FAST, served_spec(["author_follower_count_log", "category"]))
     assert first.best_iteration < FAST.iterations
     np.testing.assert_array_equal(first.predict(valid), second.predict(valid))

@@ -1,0 +1,1 @@
+"""One router per resource: posts (lookup, batch), drafts (score), push, health."""
