@@ -1,4 +1,4 @@
-"""The drift verb: how far a batch of posts lies from the champion's training frame.
+"""The monitor verb (drift): how far a batch of posts lies from the champion's training frame.
 
 Training logs a reference profile with each version (:func:`log_reference_profile`); a refresh
 measures the posts it wrote against the champion's (:func:`refresh_drift`, a run tagged

@@ -5,11 +5,12 @@
 ("<kind>: <detail>", kinds in ``REASON_KINDS``) and the raw text. Input it cannot read at all
 raises :class:`SourceError`.
 
-Modules: ``smp_video`` and ``smpd`` (one reader and its record models per format), ``fields``
-(the typed values records are made of), ``files`` (lines and JSON documents read as untrusted
-input), ``media`` (media paths confined to the dataset), ``quarantine`` (reasons and their
-log), ``assembly`` (content hashes, deduplication, the batch). The tables they fill, and their
-schema, are :mod:`smp_platform.infra.warehouse`'s.
+Modules: ``smp_video`` and ``smpd`` (one reader and its record models per format, each
+registered by one line in :mod:`smp_platform.core.formats`), ``draft`` (the reader's interface,
+and a draft in a format's fields), ``fields`` (the typed values records are made of), ``files``
+(lines and JSON documents read as untrusted input), ``media`` (media paths confined to the
+dataset), ``quarantine`` (reasons and their log), ``assembly`` (content hashes, deduplication,
+the batch). The tables they fill are :mod:`smp_platform.core.tables`'.
 """
 
 from __future__ import annotations
