@@ -4,6 +4,7 @@ server, and a platform that has been through ingest -> refresh -> train -> promo
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,3 +55,14 @@ def platform(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> 
     outcome = run_train(settings)
     run_promote(settings, outcome.version)
     return Platform(settings, train_dir, unseen_dir, outcome)
+
+
+@pytest.fixture
+def platform_copy(platform: Platform, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Settings for a private copy of the platform's data dir (same champion, same features):
+    a test that changes the platform (ingests, trains, moves the alias, breaks a store) works
+    on it, so the session's shared platform stays as every other test expects it."""
+    root = tmp_path / "data"
+    # model artifacts stay where the registry says they are (the original data dir)
+    shutil.copytree(platform.settings.root, root, ignore=shutil.ignore_patterns("mlartifacts"))
+    return platform.settings.model_copy(update={"data_dir": root})

@@ -93,3 +93,128 @@ def test_predict_without_a_champion_exits_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2, result.stderr
     assert "champion" in result.stderr
+
+
+def test_the_cli_success_paths_end_to_end(tmp_path: Path) -> None:
+    """What a user scripts, each through the real CLI in its own process: ingest, refresh,
+    train, promote, predict, evaluate, tune, report, score and serve --workers 2 (tabular
+    features and a fast recipe, so the chain takes a few minutes)."""
+    import os
+    import signal
+    import socket
+    import time
+
+    import httpx
+
+    train = write_subset("train", tmp_path / "train", n=160)
+    unseen = write_subset("unlabeled", tmp_path / "unseen", n=10, with_labels=False)
+    data_dir = tmp_path / "d"
+    env = dict(
+        os.environ,
+        SMP_ENCODERS__TEXT_MODEL="",
+        SMP_ENCODERS__PERPLEXITY_MODEL="",
+        SMP_FEATURE_SERVICE="popularity_tabular_v1",
+        SMP_TRAIN__ITERATIONS="80",
+        SMP_TRAIN__SEEDS="1",
+    )
+
+    def smp(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [*SMP, "--data-dir", str(data_dir), *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
+        assert done.returncode == 0, (args, done.stdout[-2000:], done.stderr[-3000:])
+        return done
+
+    assert "160 loaded" in smp("ingest", str(train)).stdout
+    assert "feature rows written" in smp("refresh").stdout
+    assert "nothing to do" in smp("refresh").stdout
+    trained = smp("train").stdout
+    assert "train: version 1 fitted on all" in trained and "backtest" in trained
+    assert "promoted to @champion" in smp("promote").stdout
+    out = tmp_path / "predictions.csv"
+    assert "10 posts" in smp("predict", "--input", str(unseen), "--output", str(out)).stdout
+    predicted = out.read_text().splitlines()
+    assert predicted[0] == "post_id,popularity" and len(predicted) == 11
+    evaluated = smp("evaluate").stdout
+    assert "median baseline" in evaluated and "tabular" in evaluated
+    tuned = smp("tune", "--trials", "2").stdout
+    assert "best of 2 trial(s)" in tuned and (data_dir / "recipe.json").is_file()
+    reported = smp("report").stdout
+    assert "feature_importance.png" in reported
+    draft = tmp_path / "draft.json"
+    first = json.loads(next(train.glob("*posts*")).read_text().splitlines()[0])
+    draft.write_text(json.dumps({"format": "smp-video", "post": {**first, "pid": "DRAFT_1"}}))
+    scored = json.loads(smp("score", "--input", str(draft), "--explain").stdout)
+    assert scored["model_version"] == "1" and scored["contributions"]
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [*SMP, "--data-dir", str(data_dir), "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        ready = None
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                ready = httpx.get(f"{url}/readyz", timeout=5)
+                if ready.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        assert ready is not None and ready.status_code == 200, server.stderr
+        post_id = predicted[1].split(",")[0]
+        answers = [httpx.get(f"{url}/v1/posts/{post_id}/popularity", timeout=30) for _ in range(8)]
+        assert {a.status_code for a in answers} == {200}
+        expected = float(predicted[1].split(",")[1])
+        assert abs(answers[0].json()["popularity"] - expected) < 1e-6  # online == batch
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def test_the_demo_end_to_end_on_a_small_slice(tmp_path: Path) -> None:
+    """``make demo``'s command on a reduced sample (tabular features, a fast recipe): every
+    step, the printed metrics and an online prediction."""
+    import os
+
+    train = write_subset("train", tmp_path / "train", n=160)
+    env = dict(
+        os.environ,
+        SMP_ENCODERS__TEXT_MODEL="",
+        SMP_ENCODERS__PERPLEXITY_MODEL="",
+        SMP_FEATURE_SERVICE="popularity_tabular_v1",
+        SMP_TRAIN__ITERATIONS="80",
+        SMP_TRAIN__SEEDS="1",
+    )
+    done = subprocess.run(
+        [*SMP, "--data-dir", str(tmp_path / "d"), "demo", "--data", str(train), "--no-ablation"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    for step in (
+        "1/7 ingest",
+        "2/7 refresh",
+        "3/7 train",
+        "4/7 promote",
+        "6/7 report",
+        "7/7 online",
+    ):
+        assert step in out, out
+    assert "promoted to @champion" in out
+    assert "-> 200" in out and "validation (latest posts)" in out and "SRC " in out

@@ -235,3 +235,40 @@ def test_smp_report_shows_the_latest_drift(story: Story) -> None:
     assert "author_follower_count_log" in result.output
     plot = Path(result.output.split("drift plot: ")[1].strip())
     assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_drift_gate_reports_but_does_not_block_when_told_not_to(story: Story) -> None:
+    """The gate of the refused promotion, re-run: with ``drift.block_promotion`` off it still
+    measures and says so; a batch under ``min_posts`` never blocks; a champion without a
+    reference profile is not measured and never blocks."""
+    from smp_platform.features.registry import groups_for
+    from smp_platform.pipeline.frames import labelled_frame
+    from smp_platform.pipeline.monitor import ChampionReference, validation_drift
+    from smp_platform.pipeline.promote import BacktestComparison, validation_drift_gate
+
+    settings = story.settings
+    service = settings.feature_service
+
+    def gate(drift_changes: dict[str, object]):  # type: ignore[no-untyped-def]
+        changed = settings.model_copy(
+            update={"drift": settings.drift.model_copy(update=drift_changes)}
+        )
+        comparison = BacktestComparison(
+            story.registry,
+            story.blocked.candidate_version,
+            lambda name: labelled_frame(changed, name),
+            groups_for(changed),
+        )
+        return validation_drift_gate(changed, story.registry, comparison, story.champion, service)
+
+    report, line, blocks = gate({})
+    assert report is not None and report.beyond_bound and blocks  # as in the promotion
+    report, line, blocks = gate({"block_promotion": False})
+    assert report is not None and report.beyond_bound and not blocks
+    assert line.endswith("[not blocking: drift.block_promotion is off]")
+    report, line, blocks = gate({"min_posts": 10_000})
+    assert report is not None and report.too_small and not report.beyond_bound and not blocks
+    assert "[fewer than 10000 posts: reported, never blocking]" in line
+    no_profile = ChampionReference(story.champion, service, None)
+    report, line = validation_drift(settings, no_profile, pd.DataFrame())
+    assert report is None and "has no reference profile" in line and "not blocking" in line

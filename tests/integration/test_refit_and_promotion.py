@@ -102,6 +102,19 @@ def test_the_registered_model_is_refitted_on_all_labelled_posts(scenario: Scenar
     tested = backtest(train, valid, FAST, served_spec())
     assert tested.scores["mae"] == pytest.approx(scenario.champion.metrics["mae"], rel=1e-9)
     assert tested.scores["src"] == pytest.approx(scenario.champion.metrics["src"], rel=1e-9)
+    # ... and independently of the code under test: the recorded numbers are SciPy's Spearman
+    # and numpy's MAE of a model fitted only on posts older than every scored one
+    from scipy.stats import spearmanr
+
+    honest = tested.trained.predict(valid)
+    truth = valid["popularity"].to_numpy()
+    assert spearmanr(truth, honest).statistic == pytest.approx(
+        scenario.champion.metrics["src"], rel=1e-9
+    )
+    assert np.mean(np.abs(honest - truth)) == pytest.approx(
+        scenario.champion.metrics["mae"], rel=1e-9
+    )
+    assert tested.trained.train_end < pd.to_datetime(valid["event_timestamp"], utc=True).min()
     registered = registry.load(scenario.champion.version)
     served = valid[tested.trained.feature_columns]
     refit_predictions = registered.predict(served)

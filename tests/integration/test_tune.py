@@ -75,6 +75,13 @@ def test_tune_logs_every_trial_and_train_uses_the_best_recipe(
     assert all("loss_function" in r.data.params for r in trials)
     (best,) = [r for r in trials if r.data.tags.get("recipe") == "best"]
     assert best.data.metrics["score"] == pytest.approx(outcome.best.score)
+    # independently of the search's own bookkeeping: each logged score is mean SRC - mean MAE
+    # of its folds, and the best is the highest of the logged scores
+    for run in trials:
+        m = run.data.metrics
+        assert m["score"] == pytest.approx(m["src"] - m["mae"])
+        assert m["mae"] == pytest.approx((m["fold0_mae"] + m["fold1_mae"]) / 2)
+    assert best.data.metrics["score"] == max(r.data.metrics["score"] for r in trials)
     parent = client.get_run(outcome.run_id)
     assert parent.data.tags["kind"] == "recipe-search"
     assert json.loads(parent.data.tags["recipe"]) == outcome.best.recipe

@@ -32,7 +32,10 @@ WRITER = textwrap.dedent(
     try:
         with writer_lock(Path(data_dir), command, timeout_s):
             print("holding", flush=True)
-            time.sleep(work_s)
+            if work_s < 0:
+                sys.stdin.readline()  # hold until told to let go
+            else:
+                time.sleep(work_s)
     except UserError as error:
         print(error, file=sys.stderr, flush=True)
         sys.exit(error.exit_code)
@@ -46,6 +49,7 @@ def start_writer(
     return subprocess.Popen(
         [sys.executable, "-c", WRITER, str(data_dir), command, str(timeout_s), str(work_s)],
         cwd=REPO,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -78,13 +82,24 @@ def test_second_writer_with_a_short_timeout_exits_2_naming_the_holder(tmp_path: 
 
 
 def test_second_writer_waits_for_the_first_then_runs(tmp_path: Path) -> None:
-    first = holding(start_writer(tmp_path, "train", 5, 3))
+    first = holding(start_writer(tmp_path, "train", 5, -1))  # holds until let go
     second = start_writer(tmp_path, "promote", 60, 0)
-    stdout, stderr = second.communicate(timeout=60)
+    # Let go only once the second has said whom it waits for: however slowly it starts (a
+    # busy machine), it must have met the held lock.
+    assert second.stderr is not None and first.stdin is not None
+    waiting = ""
+    while "in use by" not in waiting:
+        line = second.stderr.readline()
+        if not line:  # the second ended without ever waiting
+            break
+        waiting = line
+    first.stdin.write("go\n")
+    first.stdin.flush()
     first.wait(timeout=60)
+    stdout, stderr = second.communicate(timeout=60)
     assert second.returncode == 0, stderr
     assert stdout.strip() == "holding"
-    assert "in use by `train`" in stderr
+    assert "in use by `train`" in waiting
     assert first.returncode == 0
     assert current_holder(tmp_path) is None  # released: nobody is recorded
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 
 import numpy as np
@@ -93,9 +92,7 @@ def test_converted_dir_is_cached(
         raise AssertionError("converted again instead of using the cache")
 
     monkeypatch.setattr(perplexity_module, "_load_gguf", no_conversion)
-    started = time.monotonic()
     again = PerplexityScorer.from_settings(models_dir, EncoderSettings(device="cpu"))
-    assert time.monotonic() - started < 15
     assert again.encoder_id == scorer.encoder_id
     assert again.score([FLUENT[0]]).perplexity[0] == pytest.approx(
         scorer.score([FLUENT[0]]).perplexity[0], rel=1e-6

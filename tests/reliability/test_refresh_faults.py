@@ -25,7 +25,7 @@ from smp_platform.features.schema import CREATED_AT, EVENT_TIMESTAMP, POST_ID
 from smp_platform.testing.feature_frames import builtin_groups
 from tests.helpers import write_subset
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 REPO = Path(__file__).resolve().parents[2]
 GROUPS = builtin_groups()

@@ -18,7 +18,7 @@ import pytest
 from smp_platform.core.config import Settings
 from tests.helpers import compose_profile, write_subset
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,6 +65,9 @@ def smp(data_dir: Path, *args: str, lock_timeout_s: float) -> subprocess.Complet
         ["train"],
         ["promote"],
         ["predict", "--input", "{dataset}", "--output", "{out}"],
+        ["evaluate"],
+        ["report"],
+        ["demo"],
     ],
     ids=lambda c: c[0],
 )
@@ -124,3 +127,31 @@ def test_a_second_writer_waits_for_the_holder_then_runs(tmp_path: Path) -> None:
     assert writer.returncode == 0, stderr[-2000:]
     assert "in use by `train`" in waiting  # it said whom it waited for
     assert "20 loaded" in stdout
+
+
+@pytest.mark.parametrize("flow_name", ["refresh_flow", "train_and_promote_flow", "train_flow"])
+def test_the_deployed_flows_take_the_writer_lock(
+    tmp_path: Path, flow_name: str, prefect_server: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deployment run builds its settings from the worker's environment: with another
+    writer holding the data dir it fails naming the holder, and does nothing."""
+    import flows.promote
+    import flows.refresh
+    import flows.train
+    from smp_platform.core.errors import DataDirBusy
+
+    flow = {
+        "refresh_flow": flows.refresh.refresh_flow,
+        "train_and_promote_flow": flows.promote.train_and_promote_flow,
+        "train_flow": flows.train.train_flow,
+    }[flow_name]
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("SMP_LOCK_TIMEOUT_S", "1")
+    holder = hold(data_dir, "ingest", 120)
+    try:
+        with pytest.raises(DataDirBusy, match=f"in use by `ingest` \\(pid {holder.pid}"):
+            flow(data_dir=str(data_dir))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (data_dir / "warehouse.duckdb").exists()  # nothing ran

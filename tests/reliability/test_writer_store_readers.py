@@ -12,7 +12,7 @@ import pytest
 
 from smp_platform.core.config import EncoderSettings, Settings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 
 @pytest.fixture
