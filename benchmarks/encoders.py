@@ -8,6 +8,12 @@
 A GPU host without the text and LM weights: ``benchmarks/random_encoders.py`` builds both
 architectures with random weights from a 4 MB skeleton (see its docstring).
 
+Stage ``limit`` (issue 19): the text and LM towers, today's path (SentenceTransformer.encode in
+float32; the LM in float32) and the platform's (``encoders.precision``: bf16 on a CPU with native
+bf16), each as FLOPs per text (counted from the architecture and the real token lengths of the
+bundled posts), items/s and the share of the machine's limit at its precision (a 2048^2 GEMM
+measured in the same run).
+
 Stages (issue 9's table), each beside a plain baseline on the same device, in the same run:
 
 - perplexity, 32- and 128-token bound: ``PerplexityScorer`` (length buckets, device-aware token
@@ -263,6 +269,131 @@ def bench_text(texts: list[str], enc: EncoderSettings, device: Any, clock: Clock
     )
 
 
+# --- the machine's limit ------------------------------------------------------------------
+
+
+def gemm_peak(device: Any, dtype: Any, n: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of an n x n matrix product at ``dtype``, measured here: the limit a transformer
+    forward (all matrix products, at these thread settings) can approach."""
+    import torch
+
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
+    for _ in range(3):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def transformer_flops(config: Any, tokens: np.ndarray, head_vocab: int = 0) -> float:
+    """Mean FLOPs per text of a transformer forward over ``tokens`` real tokens each: 2 x the
+    block's weights per token (attention projections, MLP), the attention products (4 x layers
+    x tokens^2 x width) and, for an LM, the head on every real position (2 x vocab x width)."""
+    width = int(config.hidden_size)
+    layers = int(config.num_hidden_layers)
+    mlp = int(config.intermediate_size)
+    heads = int(config.num_attention_heads)
+    kv = int(getattr(config, "num_key_value_heads", heads) or heads)
+    kv_width = width * kv // heads
+    gated = 3 if getattr(config, "hidden_act", "") in ("silu", "swiglu") else 2
+    per_token = layers * (2 * width * width + 2 * width * kv_width + gated * width * mlp)
+    t = tokens.astype(np.float64)
+    flops = 2 * per_token * t + 4 * layers * width * t * t + 2 * head_vocab * width * t
+    return float(flops.mean())
+
+
+def bench_limits(texts: list[str], settings: Settings, device: Any, clock: Clock) -> list[dict]:
+    """Each CPU-bound tower, today's path and the platform's, as a share of the machine's
+    limit at its precision (GEMM peak measured in this run)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from smp_platform.features.encoders import resolve_weights, uses_bf16
+    from smp_platform.features.perplexity import PerplexityScorer
+    from smp_platform.features.text_embedding import TextEncoder
+
+    enc = settings.encoders
+    peaks = {"fp32": gemm_peak(device, torch.float32), "bf16": gemm_peak(device, torch.bfloat16)}
+    console.print(
+        f"  GEMM peak here: fp32 {peaks['fp32']:,.0f} GFLOP/s, bf16 {peaks['bf16']:,.0f} GFLOP/s"
+    )
+    ours_precision = "bf16" if uses_bf16(enc.precision) else "fp32"
+    rows = []
+    path = resolve_weights(enc.text_model, setting="encoders.text_model").path
+    raw = SentenceTransformer(str(path), device=str(device))
+    lengths = np.array([len(ids) for ids in raw.tokenizer(texts, truncation=True)["input_ids"]])
+    flops = transformer_flops(raw[0].auto_model.config, lengths)
+    raw.encode(texts[:64], batch_size=PLAIN_BATCH)
+    _, today_s = clock(
+        "limit: text, today's path (SentenceTransformer.encode fp32, batch 32)",
+        lambda: raw.encode(texts, batch_size=PLAIN_BATCH, normalize_embeddings=True),
+    )
+    encoder = TextEncoder.from_settings(enc)
+    encoder.encode(texts[:64])
+    _, ours_s = clock(f"limit: text, TextEncoder ({ours_precision})", lambda: encoder.encode(texts))
+    rows.append(_limit_row("text, MiniLM", texts, flops, today_s, ours_s, peaks, ours_precision))
+    today = PerplexityScorer.from_settings(
+        settings.models_dir, enc.model_copy(update={"precision": "fp32"})
+    )
+    tokens = np.array([len(t) for t in today.tokenize(texts)])
+    lm_flops = transformer_flops(
+        today.model.config, tokens[tokens > 0] + 1, head_vocab=today.model.config.vocab_size
+    )
+    today.score(texts[:32])
+    _, today_s = clock("limit: perplexity, fp32 (today's numbers)", lambda: today.score(texts))
+    ours = PerplexityScorer.from_settings(settings.models_dir, enc)
+    ours.score(texts[:32])
+    _, ours_s = clock(f"limit: perplexity ({ours_precision})", lambda: ours.score(texts))
+    rows.append(
+        _limit_row("perplexity, SmolLM2", texts, lm_flops, today_s, ours_s, peaks, ours_precision)
+    )
+    return rows
+
+
+def _limit_row(
+    name: str,
+    texts: list[str],
+    flops: float,
+    today_s: float,
+    ours_s: float,
+    peaks: dict[str, float],
+    precision: str,
+) -> dict:
+    today, ours = len(texts) / today_s, len(texts) / ours_s
+    return {
+        "encoder": name,
+        "gflop_per_item": flops / 1e9,
+        "today": today,
+        "today_share": today * flops / 1e9 / peaks["fp32"],
+        "ours": ours,
+        "precision": precision,
+        "ours_share": ours * flops / 1e9 / peaks[precision],
+        "peak": peaks[precision],
+        "ratio": ours / today,
+    }
+
+
+def print_limits(rows: list[dict], name: str) -> None:
+    print(f"\nthe machine's limit ({name}; peak = a 2048^2 GEMM measured in this run)")
+    print(
+        "| encoder | GFLOP/item | today items/s | today share (fp32 peak) | platform items/s | "
+        "precision | platform share (its peak) | ratio |"
+    )
+    print("|---|---:|---:|---:|---:|---|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['encoder']} | {r['gflop_per_item']:.2f} | {r['today']:,.1f} | "
+            f"{r['today_share']:.0%} | {r['ours']:,.1f} | {r['precision']} "
+            f"({r['peak']:,.0f} GFLOP/s) | {r['ours_share']:.0%} | {r['ratio']:.2f}x |"
+        )
+
+
 # --- image ------------------------------------------------------------------------------------
 
 
@@ -393,7 +524,7 @@ def main() -> None:
     parser.add_argument(
         "--bounds", default=None, help="perplexity token bounds (default 32 on CPU, 32,128 on CUDA)"
     )
-    parser.add_argument("--stages", default="perplexity,text,image")
+    parser.add_argument("--stages", default="limit,perplexity,text,image")
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -401,6 +532,9 @@ def main() -> None:
         help="platform data dir (the converted LM is cached under its models/)",
     )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument(
+        "--limit-texts", type=int, default=400, help="post texts of the limit stage"
+    )
     args = parser.parse_args()
     gpu = args.device == "cuda"
     settings = Settings() if args.data_dir is None else Settings(data_dir=args.data_dir)
@@ -420,7 +554,12 @@ def main() -> None:
     bounds = [int(b) for b in (args.bounds or ("32,128" if gpu else "32")).split(",")]
     archs = args.random_weights or ("ViT-B-32,ViT-L-14" if gpu else "ViT-B-32")
     rows: list[dict] = []
-    texts = load_texts(n_texts) if stages & {"perplexity", "text"} else []
+    texts = load_texts(n_texts) if stages & {"perplexity", "text", "limit"} else []
+    limits = (
+        bench_limits(load_texts(args.limit_texts), settings, device, clock)
+        if "limit" in stages
+        else []
+    )
     if "perplexity" in stages:
         rows += bench_perplexity(texts, enc, settings.models_dir, bounds, clock)
     if "text" in stages:
@@ -464,8 +603,10 @@ def main() -> None:
             f"| {r['stage']} | {r['n']} | {r['ours']:,.1f} | {r['base']:,.1f} | "
             f"{r['ours'] / r['base']:.2f}x | {r['agreement']} | {r['note']} |"
         )
+    if limits:
+        print_limits(limits, name)
     if args.json:
-        args.json.write_text(json.dumps({"device": name, "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"device": name, "rows": rows, "limits": limits}, indent=2))
 
 
 if __name__ == "__main__":

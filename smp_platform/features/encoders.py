@@ -18,14 +18,15 @@ Nothing heavy is imported at module level except in functions that need torch.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     import torch
@@ -235,13 +236,70 @@ def select_device(settings: EncoderSettings) -> torch.device:
 
 
 Precision = Literal["auto", "fp32", "bf16"]
+# CPU flags of native bf16 arithmetic: AVX-512 BF16 (dot products) or AMX tiles.
+_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (``/proc/cpuinfo``; False elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return bool(_BF16_FLAGS & set(line.split(":", 1)[1].split()))
+    return False
+
+
+def uses_bf16(precision: Precision) -> bool:
+    """Whether the text and LM towers compute in bf16 on this machine: asked for, or ``auto``
+    on a CPU with native bf16. What the stored features' identity says (``precision_tag``);
+    on such a CPU MiniLM ran 6.6x and the LM 2.5x its float32 speed (benchmarks/README.md)."""
+    return precision == "bf16" or (precision == "auto" and cpu_has_native_bf16())
+
+
+def precision_tag(precision: Precision) -> str:
+    """The suffix of an encoder identity for its numeric path: features computed in bf16 are
+    other numbers than float32 ones, and are recomputed when the path changes."""
+    return ":bf16" if uses_bf16(precision) else ""
+
+
+def padded_widths(cap: int) -> list[int]:
+    """The padded lengths a text is run at: powers of two from 8 below ``cap``, then ``cap``.
+
+    A text's width depends on its own length only, never on the batch it lands in: under bf16
+    a row's numbers follow its padded width (a draft scored alone was 0.03 off the same text in
+    a refresh batch padded to its longest), and with the width its own, a text gives the same
+    bits in any batch (a draft equals the stored post)."""
+    out = [w for w in (8, 16, 32, 64, 128, 256, 512, 1024) if w < cap]
+    return [*out, int(cap)]
+
+
+def width_batches(
+    lengths: Any, cap: int, token_budget: int, *, extra: int = 0
+) -> Iterator[tuple[Any, int]]:
+    """(row indices, padded width) of the texts with tokens, grouped by their own width
+    (:func:`padded_widths` of ``length + extra``: ``extra`` for a start token), shortest first,
+    at most ``token_budget // width`` rows a batch."""
+    import numpy as np
+
+    widths = padded_widths(cap)
+    width_of = np.searchsorted(np.asarray(widths), np.asarray(lengths) + extra, side="left")
+    order = [int(i) for i in np.argsort(lengths, kind="stable") if lengths[i] > 0]
+    for w, width in enumerate(widths):
+        rows = [i for i in order if width_of[i] == w]
+        per_batch = max(1, int(token_budget) // width)
+        for start in range(0, len(rows), per_batch):
+            yield np.array(rows[start : start + per_batch]), width
 
 
 def autocast_dtype(device: torch.device, precision: Precision = "auto") -> torch.dtype | None:
-    """The autocast dtype of a tower's forward pass: bf16 on CUDA (auto), None = float32.
+    """The autocast dtype of the CLIP towers' forward pass: bf16 on CUDA (auto), None = float32.
 
-    On CPU ``auto`` stays float32: stored features keep the values they always had, and bf16
-    matmuls are slower than float32 on CPUs without AMX.
+    On CPU ``auto`` stays float32 for CLIP: its image embeddings lose their unit norm under
+    bf16 (0.997-1.004 in the unit tests). The text and LM towers decide by :func:`uses_bf16`.
     """
     import torch
 

@@ -9,20 +9,24 @@ encoded once: real posts repeat titles and tags a lot.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from smp_platform.features.encoders import (
     EncoderUnavailable,
+    autocast,
     autocast_dtype,
     configure_accelerator,
     configure_threads,
     encoder_id,
+    precision_tag,
     resolve_weights,
     select_device,
     setting_hint,
+    uses_bf16,
+    width_batches,
 )
 from smp_platform.features.image_embedding import ImageEncoder
 
@@ -63,7 +67,7 @@ class TextEncoder:
         if settings.text_model.strip().lower() == CLIP_TEXT:
             return ImageEncoder.identity(settings) + ":text"
         weights = resolve_weights(settings.text_model, setting=SETTING)
-        return encoder_id(f"sentence:{weights.name}", weights)
+        return encoder_id(f"sentence:{weights.name}", weights) + precision_tag(settings.precision)
 
     @classmethod
     def from_settings(cls, settings: EncoderSettings) -> TextEncoder:
@@ -83,14 +87,21 @@ class TextEncoder:
         weights = resolve_weights(settings.text_model, setting=SETTING)
         configure_threads(settings)
         device = select_device(settings)
+        import torch
         from sentence_transformers import SentenceTransformer
 
         source = str(weights.path) if weights.path is not None else weights.spec
+        on_cuda = device.type == "cuda"
+        if on_cuda:
+            dtype = autocast_dtype(device, settings.precision)
+        else:
+            dtype = torch.bfloat16 if uses_bf16(settings.precision) else None
         # bf16 weights on CUDA, not autocast: on an H100 MiniLM ran 4,508 texts/s with bf16
         # weights at batch 256 against 2,281 under bf16 autocast and 2,088 in fp32 at batch 32
-        # (min cosine to fp32 0.998 with random weights; benchmarks/README.md). CPU: float32.
-        dtype = autocast_dtype(device, settings.precision)
-        model_kwargs: dict[str, Any] | None = {"dtype": dtype} if dtype is not None else None
+        # (min cosine to fp32 0.998 with random weights; benchmarks/README.md). On a CPU with
+        # native bf16, autocast over float32 weights: min cosine 0.99994 to float32 (bf16
+        # weights: further off, no faster).
+        model_kwargs: dict[str, Any] | None = {"dtype": dtype} if on_cuda and dtype else None
         try:
             model = SentenceTransformer(source, device=str(device), model_kwargs=model_kwargs)
         except (OSError, ValueError) as exc:
@@ -103,19 +114,25 @@ class TextEncoder:
         configure_accelerator(device, settings.precision)
         # 256 on CUDA: MiniLM went from 2,223 to 4,015 texts/s on an H100 (issue 9); 32 on CPU
         batch_size = settings.text_batch_for(device.type)
+        direct = MeanPooledTower.of(
+            model, device, None if on_cuda else dtype, token_budget=batch_size * 64
+        )
+        if direct is not None:
+            encode_unique: Callable[[list[str]], np.ndarray] = direct
+        else:  # another pipeline than transformer -> mean pooling -> normalize: its own encode
 
-        def encode_unique(texts: list[str]) -> np.ndarray:
-            import torch
+            def encode_unique(texts: list[str]) -> np.ndarray:
+                import torch
 
-            with torch.inference_mode():
-                vectors = model.encode(
-                    texts,
-                    batch_size=batch_size,
-                    convert_to_numpy=True,
-                    normalize_embeddings=True,
-                    show_progress_bar=False,
-                )
-            return np.asarray(vectors, dtype=np.float32)
+                with torch.inference_mode():
+                    vectors = model.encode(
+                        texts,
+                        batch_size=batch_size,
+                        convert_to_numpy=True,
+                        normalize_embeddings=True,
+                        show_progress_bar=False,
+                    )
+                return np.asarray(vectors, dtype=np.float32)
 
         dim = _embedding_dim(model)
         return cls(encode_unique, encoder_id=cls.identity(settings), dim=dim)
@@ -137,3 +154,69 @@ def _embedding_dim(model: Any) -> int:
     if getter is None:
         getter = model.get_sentence_embedding_dimension
     return int(getter())
+
+
+class MeanPooledTower:
+    """A sentence-transformers pipeline of transformer -> mean pooling -> L2 normalisation
+    (all-MiniLM-L6-v2's), run without ``SentenceTransformer.encode``: every text tokenized
+    once, each padded to a width of its own length (powers of two, so a text gives the same
+    bits alone or in a refresh batch, under bf16 too), batched by width under a token budget,
+    the forward under the tower's autocast, pooling over real tokens only.
+
+    Float32 gives ``encode``'s vectors to 2e-7 (the same sums in batches of other shapes) at
+    2.4x its speed on this 2-core CPU; bf16 autocast 6.6x, min cosine 0.99994
+    (benchmarks/encoders.py)."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        max_length: int,
+        token_budget: int,
+        device: Any,
+        dtype: Any,
+    ) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.max_length, self.token_budget = int(max_length), max(1, int(token_budget))
+        self.device, self.dtype = device, dtype
+
+    @classmethod
+    def of(cls, st: Any, device: Any, dtype: Any, *, token_budget: int) -> MeanPooledTower | None:
+        """The tower of a SentenceTransformer of exactly that pipeline, else None."""
+        modules = [type(m).__name__ for m in st]
+        if modules != ["Transformer", "Pooling", "Normalize"]:
+            return None
+        pooling = st[1]
+        modes = {k: v for k, v in vars(pooling).items() if k.startswith("pooling_mode_")}
+        if not modes.get("pooling_mode_mean_tokens") or sum(bool(v) for v in modes.values()) != 1:
+            return None
+        auto_model = getattr(st[0], "auto_model", None)
+        if auto_model is None:
+            return None
+        return cls(auto_model, st.tokenizer, st.max_seq_length, token_budget, device, dtype)
+
+    def batches(self, lengths: np.ndarray) -> Iterator[tuple[np.ndarray, int]]:
+        """(row indices, padded width): each text at a width of its own length
+        (``encoders.padded_widths``), shortest first, rows x width under the budget."""
+        return width_batches(lengths, self.max_length, self.token_budget)
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        lengths = np.array([len(row) for row in ids], dtype=np.int64)
+        dim = int(self.model.config.hidden_size)
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        with torch.inference_mode(), autocast(self.device, self.dtype):
+            for rows, width in self.batches(lengths):
+                tokens = torch.zeros((len(rows), width), dtype=torch.long)
+                mask = torch.zeros((len(rows), width), dtype=torch.long)
+                for r, i in enumerate(rows.tolist()):
+                    tokens[r, : lengths[i]] = torch.tensor(ids[i])
+                    mask[r, : lengths[i]] = 1
+                tokens, mask = tokens.to(self.device), mask.to(self.device)
+                hidden = self.model(input_ids=tokens, attention_mask=mask).last_hidden_state
+                hidden = hidden.float() * mask[..., None]
+                pooled = hidden.sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp(min=1)
+                out[rows] = torch.nn.functional.normalize(pooled, dim=1).cpu().numpy()
+        return out

@@ -60,7 +60,8 @@ def test_batched_perplexity_equals_one_by_one(scorer: PerplexityScorer) -> None:
         if np.isnan(one.perplexity[0]):
             assert np.isnan(batched.perplexity[i]) and batched.text_token_count[i] == 0
         else:
-            assert batched.perplexity[i] == pytest.approx(one.perplexity[0], rel=1e-3)
+            # each text runs at a padded width of its own (bf16 included): the same bits
+            assert batched.perplexity[i] == pytest.approx(one.perplexity[0], rel=1e-6)
     assert batched.text_token_count[-1] == scorer.max_tokens  # bounded
     assert batched.text_token_count[texts.index("ok")] >= 1  # one token still gets a prediction
 
@@ -125,3 +126,25 @@ def test_paraphrase_is_more_similar_than_an_unrelated_sentence() -> None:
         vectors = encoder.encode([anchor, paraphrase, unrelated])
         np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
         assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2, anchor
+
+
+def test_a_text_encodes_the_same_alone_as_in_a_batch() -> None:
+    """A draft's text is encoded alone, the stored post's in a refresh batch of other lengths:
+    with each text at a padded width of its own, both give the same vector (no skew)."""
+    from smp_platform.features.text_embedding import TextEncoder
+
+    encoder = TextEncoder.from_settings(EncoderSettings(device="cpu"))
+    texts = [*FLUENT, "ok", "#fyp #viral #cats", "x " * 300, FLUENT[1] * 3]
+    batched = encoder.encode(texts)
+    for i, text in enumerate(texts):
+        np.testing.assert_allclose(encoder.encode([text])[0], batched[i], atol=1e-6, err_msg=text)
+
+
+def test_the_stored_features_identity_names_the_numeric_path() -> None:
+    """bf16 and float32 give other numbers: the identity differs, so the refresh recomputes."""
+    from smp_platform.features.text_embedding import TextEncoder
+
+    for encoder in (TextEncoder, PerplexityScorer):
+        fp32 = encoder.identity(EncoderSettings(precision="fp32"))
+        bf16 = encoder.identity(EncoderSettings(precision="bf16"))
+        assert bf16 == fp32 + ":bf16", (fp32, bf16)
