@@ -47,6 +47,7 @@ from smp_platform.features.encoders import (
     Precision,
     ResolvedWeights,
     autocast,
+    bf16_linear_weights,
     configure_accelerator,
     configure_threads,
     encoder_id,
@@ -242,6 +243,8 @@ class PerplexityScorer:
         )
         probe = torch.tensor([[self.start_id, self.start_id]], device=self.device)
         self._split = _split_head(self.model, probe)
+        if self.autocast_dtype is not None and self.device.type == "cpu":
+            bf16_linear_weights(self.model)  # the same numbers, cast once (not per call)
 
     @classmethod
     def identity(cls, settings: EncoderSettings) -> str:

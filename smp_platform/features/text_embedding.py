@@ -18,6 +18,7 @@ from smp_platform.features.encoders import (
     EncoderUnavailable,
     autocast,
     autocast_dtype,
+    bf16_linear_weights,
     configure_accelerator,
     configure_threads,
     encoder_id,
@@ -118,6 +119,8 @@ class TextEncoder:
             model, device, None if on_cuda else dtype, token_budget=batch_size * 64
         )
         if direct is not None:
+            if dtype is not None and not on_cuda:
+                bf16_linear_weights(direct.model)  # the same numbers, cast once (not per call)
             encode_unique: Callable[[list[str]], np.ndarray] = direct
         else:  # another pipeline than transformer -> mean pooling -> normalize: its own encode
 

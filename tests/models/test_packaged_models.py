@@ -148,3 +148,22 @@ def test_the_stored_features_identity_names_the_numeric_path() -> None:
         fp32 = encoder.identity(EncoderSettings(precision="fp32"))
         bf16 = encoder.identity(EncoderSettings(precision="bf16"))
         assert bf16 == fp32 + ":bf16", (fp32, bf16)
+
+
+def test_bf16_weights_stored_once_give_the_numbers_autocast_gives(
+    models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under CPU bf16 autocast, Linear weights stored as bf16 (cast once at load) give the same
+    bits as float32 weights cast on every call: a speed-up, not another feature."""
+    from smp_platform.features import text_embedding
+    from smp_platform.features.text_embedding import TextEncoder
+
+    settings = EncoderSettings(device="cpu", precision="bf16")
+    texts = [*FLUENT, "ok", "#fyp #viral #cats"]
+    stored = PerplexityScorer.from_settings(models_dir, settings).score(texts).log_perplexity
+    vectors = TextEncoder.from_settings(settings).encode(texts)
+    monkeypatch.setattr(perplexity_module, "bf16_linear_weights", lambda model: 0)
+    monkeypatch.setattr(text_embedding, "bf16_linear_weights", lambda model: 0)
+    cast = PerplexityScorer.from_settings(models_dir, settings).score(texts).log_perplexity
+    np.testing.assert_array_equal(stored, cast)
+    np.testing.assert_array_equal(vectors, TextEncoder.from_settings(settings).encode(texts))
