@@ -253,17 +253,19 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
-def uses_bf16(precision: Precision) -> bool:
-    """Whether the text and LM towers compute in bf16 on this machine: asked for, or ``auto``
-    on a CPU with native bf16. What the stored features' identity says (``precision_tag``);
-    on such a CPU MiniLM ran 6.6x and the LM 2.5x its float32 speed (benchmarks/README.md)."""
-    return precision == "bf16" or (precision == "auto" and cpu_has_native_bf16())
+def uses_bf16(precision: Precision, *, auto: bool = True) -> bool:
+    """Whether a CPU tower computes in bf16 on this machine: asked for, or ``auto`` on a CPU
+    with native bf16 for a tower where it pays (``auto=True``: the LM, 2.85x its float32
+    texts/s there). MiniLM passes ``auto=False``: bf16 gave it 1.02x (its 384-wide layers are
+    not GEMM-bound), so ``auto`` keeps its exact float32 numbers. What the stored features'
+    identity says (:func:`precision_tag`)."""
+    return precision == "bf16" or (auto and precision == "auto" and cpu_has_native_bf16())
 
 
-def precision_tag(precision: Precision) -> str:
+def precision_tag(precision: Precision, *, auto: bool = True) -> str:
     """The suffix of an encoder identity for its numeric path: features computed in bf16 are
     other numbers than float32 ones, and are recomputed when the path changes."""
-    return ":bf16" if uses_bf16(precision) else ""
+    return ":bf16" if uses_bf16(precision, auto=auto) else ""
 
 
 def padded_widths(cap: int) -> list[int]:

@@ -68,7 +68,8 @@ class TextEncoder:
         if settings.text_model.strip().lower() == CLIP_TEXT:
             return ImageEncoder.identity(settings) + ":text"
         weights = resolve_weights(settings.text_model, setting=SETTING)
-        return encoder_id(f"sentence:{weights.name}", weights) + precision_tag(settings.precision)
+        tag = precision_tag(settings.precision, auto=False)  # bf16 only when asked for
+        return encoder_id(f"sentence:{weights.name}", weights) + tag
 
     @classmethod
     def from_settings(cls, settings: EncoderSettings) -> TextEncoder:
@@ -96,12 +97,12 @@ class TextEncoder:
         if on_cuda:
             dtype = autocast_dtype(device, settings.precision)
         else:
-            dtype = torch.bfloat16 if uses_bf16(settings.precision) else None
+            dtype = torch.bfloat16 if uses_bf16(settings.precision, auto=False) else None
         # bf16 weights on CUDA, not autocast: on an H100 MiniLM ran 4,508 texts/s with bf16
         # weights at batch 256 against 2,281 under bf16 autocast and 2,088 in fp32 at batch 32
-        # (min cosine to fp32 0.998 with random weights; benchmarks/README.md). On a CPU with
-        # native bf16, autocast over float32 weights: min cosine 0.99994 to float32 (bf16
-        # weights: further off, no faster).
+        # (min cosine to fp32 0.998 with random weights; benchmarks/README.md). On a CPU,
+        # float32 unless precision = "bf16": autocast ran MiniLM at 1.02x float32's texts/s on
+        # the bundled posts (min cosine 0.99994), not worth other stored numbers.
         model_kwargs: dict[str, Any] | None = {"dtype": dtype} if on_cuda and dtype else None
         try:
             model = SentenceTransformer(source, device=str(device), model_kwargs=model_kwargs)
@@ -167,8 +168,9 @@ class MeanPooledTower:
     the forward under the tower's autocast, pooling over real tokens only.
 
     Float32 gives ``encode``'s vectors to 2e-7 (the same sums in batches of other shapes) at
-    2.4x its speed on this 2-core CPU; bf16 autocast 6.6x, min cosine 0.99994
-    (benchmarks/encoders.py)."""
+    its speed (91 against 92 texts/s on 400 bundled post texts, 2 cores; MiniLM already runs
+    at 63% of the float32 GEMM peak there); what it adds is that a draft's text encodes to
+    the stored post's vector (benchmarks/encoders.py --stages limit)."""
 
     def __init__(
         self,

@@ -148,6 +148,10 @@ def test_the_stored_features_identity_names_the_numeric_path() -> None:
         fp32 = encoder.identity(EncoderSettings(precision="fp32"))
         bf16 = encoder.identity(EncoderSettings(precision="bf16"))
         assert bf16 == fp32 + ":bf16", (fp32, bf16)
+    # auto: MiniLM keeps float32 everywhere (bf16 did not pay); the LM follows the CPU
+    assert TextEncoder.identity(EncoderSettings(precision="auto")) == TextEncoder.identity(
+        EncoderSettings(precision="fp32")
+    )
 
 
 def test_bf16_weights_stored_once_give_the_numbers_autocast_gives(
