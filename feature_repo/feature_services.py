@@ -18,12 +18,22 @@ def build_feature_services(groups: FeatureGroups, views: dict[str, Any]) -> dict
     """The Feast ``FeatureService`` of every service, over the built views' projections."""
     from feast import FeatureService
 
-    return {
-        spec.name: FeatureService(
+    services = {}
+    for spec in groups.services.values():
+        # The groups behind a service say more to a reader of the Feast UI than its views do.
+        members = list(dict.fromkeys(groups.group_of(view).name for view in spec.views))
+        services[spec.name] = FeatureService(
             name=spec.name,
             features=[views[p.view][list(p.features)] for p in spec.projections],
-            description=spec.description,
-            tags={"views": ",".join(spec.views)},
+            description=(
+                f"{spec.description}: {len(spec.columns)} features in {len(spec.views)} "
+                f"view(s) of group(s) {', '.join(members)}; a model version names its service "
+                "(MLflow tag feature_service) and is served exactly these"
+            ),
+            tags={
+                "views": ",".join(spec.views),
+                "groups": ",".join(members),
+                "features": str(len(spec.columns)),
+            },
         )
-        for spec in groups.services.values()
-    }
+    return services

@@ -2,7 +2,9 @@
 
 The names, dtypes, descriptions, kinds and rules of every field are the groups' own
 (:mod:`smp_platform.features.groups` and the ``feature_groups`` setting); here they become Feast
-objects, with the group's name as the view tag ``group``. Every stored row also carries
+objects, tagged with what the group declares (``FeatureGroup.view_tags``: its name as
+``group``, what it reads, when it is computed) and the feature services that serve the view
+(``services``); a view without a description takes its group's. Every stored row also carries
 ``input_hash`` and ``encoder_id`` (added by the refresh), ``post_id``, ``event_timestamp`` (the
 post's publication time: the features are what was known then) and ``created_at``.
 """
@@ -40,6 +42,11 @@ def build_feature_views(groups: FeatureGroups, offline_dir: Path, entity: Any) -
     """The Feast ``FeatureView`` of every registered view, sources under ``offline_dir``."""
     from feast import FeatureView, Field
 
+    # Which feature services read each view: what a change to it would touch (the UI's tag).
+    services_of = {
+        view.name: ",".join(s.name for s in groups.services.values() if view.name in s.views)
+        for view in groups.views
+    }
     views = {}
     for group in groups:
         for view in group.views:
@@ -59,7 +66,7 @@ def build_feature_views(groups: FeatureGroups, offline_dir: Path, entity: Any) -
                 ],
                 source=source(offline_dir, view.name),
                 online=True,
-                description=view.description,
-                tags={"group": group.name, **view.tags},
+                description=group.view_description(view),
+                tags={"services": services_of.get(view.name, ""), **group.view_tags(view)},
             )
     return views

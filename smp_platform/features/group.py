@@ -164,3 +164,21 @@ class FeatureGroup:
 
     def describe(self) -> str:
         return f"feature group {self.name!r}" + (f" ({self.source})" if self.source else "")
+
+    def view_description(self, view: View) -> str:
+        """The view's description, else the group's: the Feast UI shows every view with one."""
+        return view.description or self.description or f"features of group {self.name}"
+
+    def view_tags(self, view: View) -> dict[str, str]:
+        """The Feast tags of one of the group's views, derived from its declaration (so a
+        user's group gets them too) and overridable by the view's own ``tags``: which group
+        writes it, from what, when it is computed and which feature services serve it."""
+        tags = {
+            "group": self.name,
+            "reads": ",".join(sorted(str(r) for r in self.reads)),
+            "computed": "request time and refresh" if self.request_time else "refresh",
+            "optional": str(view.optional).lower(),
+        }
+        if self.description:
+            tags["group_description"] = self.description
+        return {**tags, **view.tags}

@@ -82,6 +82,10 @@ class IngestSummary:
     unchanged: int = 0
     quarantined: int = 0
     labels: int = 0
+    # Labels are counted apart from posts: a label that changed on a post whose content did
+    # not is work for the next training run, and "0 updated" would hide it.
+    labels_added: int = 0
+    labels_changed: int = 0
     quarantined_new: int = 0  # quarantine rows not already in the warehouse
     reasons: Counter[str] = field(default_factory=Counter)
 
@@ -89,11 +93,16 @@ class IngestSummary:
     def loaded(self) -> int:
         return self.inserted + self.updated + self.unchanged
 
+    @property
+    def labels_unchanged(self) -> int:
+        return self.labels - self.labels_added - self.labels_changed
+
     def __str__(self) -> str:
         text = (
             f"{self.loaded:,} loaded ({self.inserted:,} new, {self.updated:,} updated, "
-            f"{self.unchanged:,} unchanged), {self.labels:,} labels, "
-            f"{self.quarantined:,} quarantined"
+            f"{self.unchanged:,} unchanged), {self.labels:,} labels "
+            f"({self.labels_added:,} added, {self.labels_changed:,} changed, "
+            f"{self.labels_unchanged:,} unchanged), {self.quarantined:,} quarantined"
         )
         if self.reasons:
             text += ": " + ", ".join(f"{n:,} {kind}" for kind, n in self.reasons.most_common())
@@ -167,6 +176,7 @@ class Warehouse:
             try:
                 summary.inserted, summary.updated = self._count_changes()
                 summary.unchanged = len(batch.posts) - summary.inserted - summary.updated
+                summary.labels_added, summary.labels_changed = self._count_label_changes()
                 self._upsert_posts(now)
                 self._upsert_authors(now)
                 self._upsert_labels(now)
@@ -195,6 +205,20 @@ class Warehouse:
             LEFT JOIN post_authors a ON a.post_id = b.post_id
             """
         ).fetchall()  # fetchone would leave the result open, blocking register() (DuckDB 2)
+        return int(row[0]), int(row[1])
+
+    def _count_label_changes(self) -> tuple[int, int]:
+        """(added, changed) labels of the staged batch, against the labels already stored."""
+        (row,) = self._con.execute(
+            """
+            SELECT
+              count(*) FILTER (WHERE t.post_id IS NULL),
+              count(*) FILTER (WHERE t.post_id IS NOT NULL
+                               AND t.popularity IS DISTINCT FROM b.popularity)
+            FROM batch_labels b
+            LEFT JOIN labels t ON t.post_id = b.post_id
+            """
+        ).fetchall()
         return int(row[0]), int(row[1])
 
     def _replace_changed(self, table: str, staged: str, changed: str, now: datetime) -> None:

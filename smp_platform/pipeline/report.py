@@ -16,7 +16,7 @@ from smp_platform.modeling.figures import pyplot, similarity_columns, write_repo
 from smp_platform.modeling.fit import time_split, train_model
 from smp_platform.online.files import score_file
 from smp_platform.pipeline.frames import feature_spec, labelled_frame, served_columns
-from smp_platform.pipeline.monitor import latest_drift
+from smp_platform.pipeline.monitor import LatestDrift, latest_drift
 
 
 def write_reports(settings: Settings) -> list[Path]:
@@ -71,6 +71,38 @@ def write_draft_curve(settings: Settings, draft_path: Path) -> Path:
     return path
 
 
+# The drift table's columns, as `smp report --drift` and the refresh's Prefect artifact show it.
+DRIFT_COLUMNS = (
+    ("feature", "left"),
+    ("kind", "left"),
+    ("PSI", "right"),
+    ("nulls ref", "right"),
+    ("nulls batch", "right"),
+    ("unseen", "right"),
+    ("unseen examples", "left"),
+)
+
+
+def drift_rows(table: pd.DataFrame) -> list[tuple[dict[str, str], bool]]:
+    """Each feature of a drift table (``drift.csv``) as shown: its formatted cells by
+    :data:`DRIFT_COLUMNS` name, and whether it drifted."""
+    rows = []
+    for row in table.itertuples():
+        unseen = "" if pd.isna(row.unseen_share) else f"{row.unseen_share:.2f}"
+        examples = "" if pd.isna(row.unseen_examples) else str(row.unseen_examples)
+        cells = {
+            "feature": str(row.feature),
+            "kind": str(row.kind),
+            "PSI": f"{row.psi:.3f}",
+            "nulls ref": f"{row.reference_null_share:.2f}",
+            "nulls batch": f"{row.batch_null_share:.2f}",
+            "unseen": unseen,
+            "unseen examples": examples,
+        }
+        rows.append((cells, str(row.drifted).lower() == "true"))
+    return rows
+
+
 def drift_lines(settings: Settings) -> tuple[Any, Path | None]:
     """The latest refresh drift for a terminal: a rich renderable (the verdict and the table)
     and the plot's path (None when no refresh has measured drift yet)."""
@@ -84,35 +116,20 @@ def drift_lines(settings: Settings) -> tuple[Any, Path | None]:
             "drift: none measured yet (a refresh measures the posts it wrote once a champion "
             "exists)"
         ), None
+    header = Text(drift_verdict(latest))
+    table = Table(show_lines=False)
+    for column, justify in DRIFT_COLUMNS:
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for cells, drifted in drift_rows(latest.table):
+        table.add_row(*cells.values(), style="bold red" if drifted else None)
+    return Group(header, table), latest.plot
+
+
+def drift_verdict(latest: LatestDrift) -> str:
+    """One line on a drift run: when, which MLflow run, within the bound or not, and why."""
     tags = latest.tags
     verdict = "BEYOND THE BOUND" if tags.get("drift_beyond_bound") == "true" else "within the bound"
-    header = Text(
+    return (
         f"drift of the latest refresh ({latest.started:%Y-%m-%d %H:%M} UTC, MLflow run "
         f"{latest.run_id}, {verdict}): {tags.get('drift_summary', '')}"
     )
-    table = Table(show_lines=False)
-    for column, justify in (
-        ("feature", "left"),
-        ("kind", "left"),
-        ("PSI", "right"),
-        ("nulls ref", "right"),
-        ("nulls batch", "right"),
-        ("unseen", "right"),
-        ("unseen examples", "left"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for row in latest.table.itertuples():
-        drifted = str(row.drifted).lower() == "true"
-        unseen = "" if pd.isna(row.unseen_share) else f"{row.unseen_share:.2f}"
-        examples = "" if pd.isna(row.unseen_examples) else str(row.unseen_examples)
-        table.add_row(
-            str(row.feature),
-            str(row.kind),
-            f"{row.psi:.3f}",
-            f"{row.reference_null_share:.2f}",
-            f"{row.batch_null_share:.2f}",
-            unseen,
-            examples,
-            style="bold red" if drifted else None,
-        )
-    return Group(header, table), latest.plot

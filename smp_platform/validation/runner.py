@@ -58,6 +58,9 @@ class ValidationReport:
     n_rows: int
     failures: list[ExpectationFailure]
     n_expectations: int = 0
+    # GE's own result as JSON-able data, for the operators' record (validation/records.py):
+    # this report keeps what the refresh acts on, the record what GE saw.
+    result: dict[str, Any] | None = field(default=None, repr=False)
 
     def summary(self) -> str:
         if self.success:
@@ -217,4 +220,5 @@ def validate_batch(
         n_rows=len(frame),
         failures=failures,
         n_expectations=len(result.results),
+        result=result.to_json_dict(),
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -348,3 +350,35 @@ def test_the_summary_counts_failed_expectations() -> None:
 def test_unknown_view_is_a_clear_error() -> None:
     with pytest.raises(KeyError, match="unknown feature view"):
         validate_batch("post_nonsense", good_batch("post_temporal"))
+
+
+def test_kept_results_become_data_docs_once_per_refresh_and_validation_goes_on(
+    tmp_path: Path,
+) -> None:
+    """Two refreshes' results on one site; the site's build leaves the batches' own GE context
+    in place (GE renders through its current project)."""
+    from smp_platform.validation import build_data_docs, keep_results
+    from smp_platform.validation.records import data_docs_index
+
+    runs = [datetime(2025, 3, 1, 2, tzinfo=UTC), datetime(2025, 3, 2, 2, tzinfo=UTC)]
+    assert build_data_docs(tmp_path, runs[0]) is None  # nothing kept: no site to build
+    for created_at in runs:
+        bad = good_batch("post_temporal")
+        bad.loc[3, "post_hour"] = 25
+        good = good_batch("post_content")
+        reports = [validate_batch("post_temporal", bad), validate_batch("post_content", good)]
+        keep_results(tmp_path, created_at, list(bad["post_id"]), reports)
+        index = build_data_docs(tmp_path, created_at)
+        assert index == data_docs_index(tmp_path)
+    pages = sorted(index.parent.glob("validations/*/refresh/*/*.html"))
+    assert {(p.parts[-4], p.parts[-2][:8]) for p in pages} == {
+        (view, day)
+        for view in ("post_temporal", "post_content")
+        for day in ("20250301", "20250302")
+    }
+    html = index.read_text()
+    assert all(p.relative_to(index.parent).as_posix() in html for p in pages)
+    assert html.count("Failed") >= 1
+    # the batches' context still validates (and still fails what it should)
+    assert validate_batch("post_temporal", good_batch("post_temporal")).success
+    assert not validate_batch("post_temporal", bad).success

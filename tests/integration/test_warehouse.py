@@ -21,7 +21,7 @@ from smp_platform.core.tables import (
 )
 from smp_platform.infra.warehouse import Warehouse
 from smp_platform.sources import ParsedBatch, content_hash, read_source
-from tests.helpers import BUNDLED
+from tests.helpers import BUNDLED, write_subset
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,8 @@ def test_bundled_train_loads_every_post_author_and_label(
         assert warehouse.count("labels") == 3200
         assert warehouse.count("quarantine") == summary.quarantined == 0
         assert str(summary) == (
-            "3,200 loaded (3,200 new, 0 updated, 0 unchanged), 3,200 labels, 0 quarantined"
+            "3,200 loaded (3,200 new, 0 updated, 0 unchanged), "
+            "3,200 labels (3,200 added, 0 changed, 0 unchanged), 0 quarantined"
         )
 
         posts = warehouse.posts_frame()
@@ -164,6 +165,42 @@ def test_a_changed_post_counts_as_updated(tmp_path: Path, train_batch: ParsedBat
         assert warehouse.posts_frame([post_id]).title.iloc[0] == "a new caption"
         labels = warehouse.labels_frame().set_index("post_id").popularity
         assert labels[edited.labels.loc[0, "post_id"]] == 99.0
+
+
+def test_labels_changed_or_added_in_the_files_are_counted(tmp_path: Path) -> None:
+    """A label that changed on an unchanged post is work for training: the summary says so."""
+    data = write_subset("train", tmp_path / "data", n=30)
+    labels_file = next(data.glob("*popularity*.jsonl"))
+    rows = [json.loads(line) for line in labels_file.read_text().splitlines()]
+    held_back = rows.pop()  # its post is loaded without a label first
+
+    def write_labels() -> None:
+        labels_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    write_labels()
+    with Warehouse(tmp_path / "w.duckdb") as warehouse:
+        first = warehouse.ingest(read_source("smp-video", data))
+        assert (first.labels, first.labels_added, first.labels_changed) == (29, 29, 0)
+
+        rows[0]["popularity"] = rows[0]["popularity"] + 1.5
+        write_labels()
+        changed = warehouse.ingest(read_source("smp-video", data))
+        assert (changed.inserted, changed.updated, changed.unchanged) == (0, 0, 30)
+        assert (changed.labels_added, changed.labels_changed, changed.labels_unchanged) == (
+            0,
+            1,
+            28,
+        )
+        assert "29 labels (0 added, 1 changed, 28 unchanged)" in str(changed)
+        stored = warehouse.labels_frame().set_index("post_id").popularity
+        assert stored[rows[0]["pid"]] == pytest.approx(rows[0]["popularity"])
+
+        rows.append(held_back)
+        write_labels()
+        added = warehouse.ingest(read_source("smp-video", data))
+        assert (added.labels, added.labels_added, added.labels_changed) == (30, 1, 0)
+        assert "30 labels (1 added, 0 changed, 29 unchanged)" in str(added)
+        assert warehouse.count("labels") == 30
 
 
 def test_new_unlabeled_posts_add_to_the_warehouse(tmp_path: Path, train_batch: ParsedBatch) -> None:
