@@ -80,9 +80,10 @@ def train_on_frame(settings: Settings, frame: pd.DataFrame, service: str) -> Tra
         feature_service=service,
         run_name=f"train-{datetime.now(UTC):%Y%m%dT%H%M%S}",
         recipe_source=source,
+        # what drift is measured against while this version is champion (README, "Drift");
+        # logged before the version's model card is written, which names it
+        log_profile=lambda run_id: log_reference_profile(registry, run_id, frame, refit),
     )
-    # what drift is measured against while this version is champion (README, "Drift")
-    log_reference_profile(registry, candidate.run_id, frame, refit)
     scores = candidate.metrics
     return TrainOutcome(
         version=str(candidate.version),

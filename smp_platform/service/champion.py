@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from smp_platform.core.config import Settings
@@ -33,6 +34,7 @@ class LoadedChampion:
     model: Any  # mlflow.pyfunc.PyFuncModel
     feature_columns: list[str]
     extras: dict[str, Any] = field(default_factory=dict)  # what the app compiles from it
+    since: datetime | None = None  # when the alias moved to it (its champion_since tag)
 
     @property
     def predictor(self) -> Any:
@@ -65,10 +67,9 @@ def read_champion(
     if version == loaded_version:
         return RegistryAnswer(version)
     model, columns = registry.load_with_columns(version)
-    return RegistryAnswer(
-        version,
-        LoadedChampion(version, feature_service or settings.feature_service, model, columns),
-    )
+    loaded = LoadedChampion(version, feature_service or settings.feature_service, model, columns)
+    loaded.since = registry.champion_since(version)
+    return RegistryAnswer(version, loaded)
 
 
 @dataclass
