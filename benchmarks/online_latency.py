@@ -134,7 +134,11 @@ def _start_service(data_dir: Path, workers: int) -> tuple[subprocess.Popen, int]
         "--workers",
         str(workers),
     ]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # A file, not a pipe nobody reads: the access log's line per request would fill a pipe and
+    # stall the service.
+    log = Path(tempfile.mkstemp(prefix="smp-bench-serve-", suffix=".log")[1])
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -148,7 +152,7 @@ def _start_service(data_dir: Path, workers: int) -> tuple[subprocess.Popen, int]
         except OSError:
             pass
         if proc.poll() is not None:
-            raise SystemExit(f"smp serve exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            raise SystemExit(f"smp serve exited: {log.read_text()[-2000:]}")
         time.sleep(0.2)
     proc.kill()
     raise SystemExit("smp serve did not become ready in 120 s")

@@ -6,6 +6,7 @@ from prefect import flow, get_run_logger
 
 from smp_platform.core.config import Settings, bound_settings, run_settings
 from smp_platform.core.locking import writer_lock
+from smp_platform.core.logs import use_log_format
 from smp_platform.pipeline.train import TrainOutcome, train_candidate
 
 
@@ -16,6 +17,7 @@ def train_flow(data_dir: str | None = None) -> TrainOutcome:
     Settings come from the caller's ``bound_settings`` or the environment (never a parameter).
     """
     settings = run_settings(data_dir)
+    use_log_format(settings.log_format)
     with writer_lock(settings.root, "train", settings.lock_timeout_s):
         outcome = train_candidate(settings)
     get_run_logger().info("train done: %s", outcome)

@@ -207,6 +207,10 @@ class Settings(BaseSettings):
     dask_address: str | None = None  # None: a LocalCluster when the Dask runner is asked for
     dask_workers: int = 2
     lock_timeout_s: float = 600  # how long a writing command waits for another one to finish
+    # "json": every log record one JSON object per line on stderr (time, level, logger, message
+    # and the record's fields, e.g. request_id), for a log search; "text": for a person
+    # (smp_platform/core/logs.py).
+    log_format: Literal["text", "json"] = "text"
     model_cache_dir: Path | None = None  # converted weights; default <data dir>/models
     encoders: EncoderSettings = Field(default_factory=EncoderSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)

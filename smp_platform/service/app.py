@@ -29,7 +29,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from smp_platform.core.config import Settings
+from smp_platform.core.logs import service_log_config, use_log_format
 from smp_platform.service.context import ServiceContext
+from smp_platform.service.metrics import shared_metrics_dir
 from smp_platform.service.middleware import ServiceMiddleware
 from smp_platform.service.responses import error, json_response
 from smp_platform.service.routers import drafts, health, posts, push
@@ -46,6 +48,7 @@ def create_app(settings: Settings, *, poll_seconds: float = 5.0) -> FastAPI:
             yield
         finally:
             ctx.watcher.stop()
+            ctx.metrics.shutdown()
 
     app = FastAPI(
         title="smp-platform prediction service",
@@ -94,7 +97,9 @@ def _one_blas_thread() -> None:
 def app_from_environment() -> FastAPI:
     """The app for a uvicorn worker process: settings from ``SMP_*`` (``serve`` sets them)."""
     _one_blas_thread()
-    return create_app(Settings(), poll_seconds=float(os.environ.get(POLL_SECONDS_ENV, "5")))
+    settings = Settings()
+    use_log_format(settings.log_format)  # uvicorn configured the handlers; warnings too
+    return create_app(settings, poll_seconds=float(os.environ.get(POLL_SECONDS_ENV, "5")))
 
 
 def serve(
@@ -108,8 +113,11 @@ def serve(
 ) -> None:
     """Run the service with uvicorn until SIGTERM/SIGINT, then drain for ``shutdown_seconds``.
 
-    uvloop + httptools when installed (measured: ~30% more requests/s than asyncio + h11),
-    no access log (one line per request costs more than the lookup).
+    uvloop + httptools when installed (measured: ~30% more requests/s than asyncio + h11).
+    Logs in ``settings.log_format``, in the parent and in every worker; uvicorn's own access
+    log is off (its line per request cost more than the lookup), the middleware's ``smp.access``
+    record (route template, status, latency, request ID) takes its place. With workers, their
+    metrics are shared through a fresh directory (:func:`shared_metrics_dir`), removed on exit.
     """
     import uvicorn
 
@@ -120,16 +128,20 @@ def serve(
         "access_log": False,
         "timeout_graceful_shutdown": shutdown_seconds,
         "log_level": "info",
+        "log_config": service_log_config(settings.log_format),
     }
     if workers > 1:
         # Worker processes rebuild the settings from the environment.
         os.environ["SMP_DATA_DIR"] = str(settings.root)
+        os.environ["SMP_LOG_FORMAT"] = settings.log_format
         os.environ[POLL_SECONDS_ENV] = str(poll_seconds)
-        uvicorn.run(
-            "smp_platform.service.app:app_from_environment",
-            factory=True,
-            workers=workers,
-            **options,
-        )
+        # Set before uvicorn spawns the workers: prometheus_client reads it when imported.
+        with shared_metrics_dir():
+            uvicorn.run(
+                "smp_platform.service.app:app_from_environment",
+                factory=True,
+                workers=workers,
+                **options,
+            )
     else:
         uvicorn.run(create_app(settings, poll_seconds=poll_seconds), **options)
