@@ -1,7 +1,8 @@
 """Nightly feature refresh: new or changed posts -> validated features -> offline + online store.
 
 The work is :mod:`smp_platform.pipeline.refresh`; this flow runs its batches as Prefect tasks
-(threads in process, or Dask workers) and shows one progress bar per feature group.
+(threads in process, or Dask workers) and shows one progress bar per feature group; the run's
+records (Data Docs, Prefect artifacts) are :mod:`flows.records`'.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from prefect.cache_policies import NONE
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.records import keep_records
 from smp_platform.core.config import Settings, bound_settings, run_settings
 from smp_platform.core.errors import RefreshFailed
 from smp_platform.core.locking import writer_lock
+from smp_platform.core.logs import use_log_format
 from smp_platform.core.progress import stage_progress
 from smp_platform.pipeline import refresh
 
@@ -25,6 +28,7 @@ from smp_platform.pipeline import refresh
 def compute_batch(
     group: str, post_ids: list[str], settings: Settings, created_at: datetime
 ) -> refresh.BatchResult:
+    use_log_format(settings.log_format)  # on Dask, a worker process Prefect set up for itself
     return refresh.process_batch(group, post_ids, settings, created_at)
 
 
@@ -66,6 +70,7 @@ def refresh_flow(
     :func:`~smp_platform.core.config.bound_settings` or the environment, never from a parameter.
     """
     settings = run_settings(data_dir)
+    use_log_format(settings.log_format)
     logger = get_run_logger()
     with writer_lock(settings.root, "refresh", settings.lock_timeout_s):
         plan = refresh.plan_refresh(settings)
@@ -88,6 +93,7 @@ def refresh_flow(
                 results.append(result)
                 bars.advance(group, len(ids))
         summary = finish(settings, plan, results)
+        keep_records(settings, plan, results, summary, created_at)  # Data Docs, artifacts
     if summary.failed:
         # A Failed state, not a raise: the run is Failed (no Completed event, so the nightly
         # model job does not start) and says why, without a traceback for a known outcome.

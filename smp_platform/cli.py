@@ -12,6 +12,7 @@ whole run; ``serve`` never takes it.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -40,10 +41,13 @@ class State:
 
 def _settings():  # type: ignore[no-untyped-def]
     from smp_platform.core.config import Settings
+    from smp_platform.core.logs import use_log_format
 
     _quiet_environment()
     overrides = {"data_dir": State.data_dir} if State.data_dir else {}
     settings = Settings(**overrides)
+    # Before the command imports Prefect: its logging setup then keeps this root handler.
+    use_log_format(settings.log_format)
     settings.ensure_dirs()
     return settings
 
@@ -153,14 +157,20 @@ def refresh(
     """Compute, validate and store features of posts that have none (or stale ones), and put
     every stored row online. Exit 1 when a batch failed (the good ones are stored and online;
     the failed posts are retried by the next refresh)."""
-    from smp_platform.pipeline.refresh import check_for_work, ready_groups
+    from smp_platform.pipeline.refresh import check_for_work, ready_groups, record_refresh
 
     settings = _settings()
     with _writing(settings, "refresh"):
         # Up to date: answer without starting Prefect or loading a model.
         check = check_for_work(settings)
         if not check.has_work:
+            record_refresh(settings, None)
             typer.echo(f"refresh: {check}")
+            return
+        if check.online_gaps and not any(check.stale.values()):
+            # Only the online store lacks rows (flushed, evicted, lost): put them back from
+            # the offline store, no model and no Prefect needed.
+            typer.echo(f"refresh: {_restore_online(settings)}")
             return
         # The groups with work loaded and checked before Prefect starts: a misdeclared group
         # says so here (exit 2), the flow then reuses the loaded models.
@@ -169,6 +179,52 @@ def refresh(
 
         summary = run_refresh(settings, use_dask=dask, show_progress=sys.stderr.isatty())
     typer.echo(f"refresh: {summary}")
+
+
+def _restore_online(settings) -> str:  # type: ignore[no-untyped-def]
+    from smp_platform.pipeline.online_check import check_and_restore
+    from smp_platform.pipeline.refresh import record_refresh
+
+    before = time.perf_counter()
+    coverage, restored = check_and_restore(settings)
+    record_refresh(settings, None)
+    rows = ", ".join(f"{v} {n:,}" for v, n in sorted(restored.items())) or "none"
+    seconds = time.perf_counter() - before
+    return f"online store restored from the offline store ({rows}) in {seconds:.1f} s; {coverage}"
+
+
+@app.command()
+def materialize(
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Write every post's latest offline row online again (a new or replaced "
+            "online store), not only the parts and rows the online store lacks.",
+        ),
+    ] = False,
+) -> None:
+    """Put the offline store's rows online: parts not materialized yet, then every row the
+    online store lacks (checked post by post); with --full, every row again. Then check."""
+    from smp_platform.pipeline.materialize import materialize_pending
+
+    settings = _settings()
+    with _writing(settings, "materialize"):
+        windows = materialize_pending(settings)
+        typer.echo(f"materialize: {windows} window(s) of new parts")
+        if full:
+            from smp_platform.pipeline.online_check import rebuild_online
+
+            before = time.perf_counter()
+            written = rebuild_online(settings, on_chunk=_chunk_progress)
+            rows = ", ".join(f"{v} {n:,}" for v, n in sorted(written.items())) or "none"
+            took = time.perf_counter() - before
+            typer.echo(f"materialize --full: rows written online ({rows}) in {took:.1f} s")
+        typer.echo(f"materialize: {_restore_online(settings)}")
+
+
+def _chunk_progress(view: str, done: int, total: int) -> None:
+    typer.echo(f"  {view}: {done:,}/{total:,} posts", err=True)
 
 
 @app.command()
@@ -249,6 +305,27 @@ def serve(
         workers=workers,
         shutdown_seconds=shutdown_seconds,
     )
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="Port.")] = 8888,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Bind address. The UI has no authentication: another address than 127.0.0.1 "
+            "only inside a private network (a container behind its own port mapping)."
+        ),
+    ] = "127.0.0.1",
+) -> None:
+    """Feast's web UI over this data dir's feature store (views, feature services, their
+    descriptions and tags), on 127.0.0.1 by default: it has no authentication. Ctrl-C stops
+    it."""
+    from smp_platform.pipeline.ui import exec_feast_ui, ui_url
+
+    settings = _settings()
+    typer.echo(f"Feast UI of {settings.feast_dir}: {ui_url(port, host)} (Ctrl-C stops it)")
+    exec_feast_ui(settings, port, host)
 
 
 @app.command()
@@ -368,6 +445,60 @@ def demo(
     settings = _settings()
     with _writing(settings, "demo"):
         run_demo(settings, data, with_ablation=ablation)
+
+
+champion_app = typer.Typer(
+    name="champion",
+    help="Who holds @champion and since when, every move of it, and moving it by hand. "
+    "The service follows any move within its poll interval.",
+    no_args_is_help=True,
+)
+app.add_typer(champion_app, name="champion")
+REASON_OPTION = typer.Option(
+    "--reason", help="Why the alias moves: logged with the move (`smp champion history`)."
+)
+
+
+@champion_app.command("show")
+def champion_show() -> None:
+    """The @champion version: since when, why, its metrics and feature service."""
+    from smp_platform.pipeline.champion import champion_status
+
+    typer.echo(str(champion_status(_settings())))
+
+
+@champion_app.command("history")
+def champion_history() -> None:
+    """Every move of @champion (promotion, set, rollback), newest first, with reason, scores."""
+    from smp_platform.pipeline.champion import champion_history, history_text
+
+    settings = _settings()
+    typer.echo(history_text(champion_history(settings), settings.train.model_name))
+
+
+@champion_app.command("set")
+def champion_set(
+    version: Annotated[str, typer.Argument(help="The registered version to make champion.")],
+    reason: Annotated[str, REASON_OPTION],
+) -> None:
+    """Make VERSION @champion whatever the metrics say (e.g. the champion misbehaves)."""
+    from smp_platform.pipeline.champion import move_summary, set_champion
+
+    settings = _settings()
+    with _writing(settings, "champion set"):
+        move = set_champion(settings, version, reason)
+    typer.echo(f"champion set: {move_summary(move)}")
+
+
+@champion_app.command("rollback")
+def champion_rollback(reason: Annotated[str, REASON_OPTION]) -> None:
+    """Move @champion back to the version that held it before the current one."""
+    from smp_platform.pipeline.champion import move_summary, rollback_champion
+
+    settings = _settings()
+    with _writing(settings, "champion rollback"):
+        move = rollback_champion(settings, reason)
+    typer.echo(f"champion rollback: {move_summary(move)}")
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import io
 import logging
+import warnings
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLACEHOLDER_PART = "_schema.parquet"
+# Keys per online read of the online-store check (one Redis pipeline, a few SQL statements).
+ONLINE_CHECK_CHUNK = 5_000
 APPLIED_MARKER = "applied.sha256"  # fingerprint of the definitions + config last applied
 # Environment variables the rendered feature_store.yaml references instead of secret values.
 POSTGRES_DSN_ENV = "SMP_COMPOSE__POSTGRES_DSN"
@@ -305,7 +308,12 @@ class FeatureStoreGateway:
         path = self.settings.offline_dir / view_name / f"part-{batch_key(frame)}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".parquet.tmp")
-        pq.write_table(table, tmp)
+        try:
+            pq.write_table(table, tmp)
+        except BaseException:
+            # a full disk (ENOSPC) or a kill mid-write: leave no half part taking the space
+            tmp.unlink(missing_ok=True)
+            raise
         tmp.replace(path)
         return path
 
@@ -446,6 +454,67 @@ class FeatureStoreGateway:
             features=self.feature_service(service_name), entity_rows=rows
         )
         return pd.DataFrame(response.to_dict())
+
+
+    # -- the online store against the offline store (issue 18) -----------------------------
+    def online_keys(self, view_name: str, post_ids: Sequence[str]) -> list[tuple[str, str] | None]:
+        """(input_hash, encoder_id) of each post's row of the view in the online store, None
+        where it holds none: the bookkeeping fields name the row, so a row equal to the
+        offline store's latest one is proved without reading its features. Any online store
+        (its ``online_read``), in chunks of :data:`ONLINE_CHECK_CHUNK` keys."""
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        provider = self.store._get_provider()
+        view = self.store.get_feature_view(view_name)
+        out: list[tuple[str, str] | None] = []
+        for start in range(0, len(post_ids), ONLINE_CHECK_CHUNK):
+            keys = [
+                EntityKey(join_keys=[POST_ID], entity_values=[Value(string_val=str(p))])
+                for p in post_ids[start : start + ONLINE_CHECK_CHUNK]
+            ]
+            answer = provider.online_store.online_read(
+                self.store.config, view, keys, [INPUT_HASH, ENCODER_ID]
+            )
+            for _, values in answer:
+                if not has_stored_row(values):
+                    out.append(None)
+                    continue
+                assert values is not None
+                out.append((values[INPUT_HASH].string_val, values[ENCODER_ID].string_val))
+        return out
+
+    def latest_rows(self, view_name: str, post_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every column of the latest offline row of each post (of ``post_ids``, else of all),
+        as ``materialize`` would put it online: newest event time, then newest write."""
+        import duckdb
+
+        where = f"WHERE {POST_ID} IN (SELECT unnest($ids))" if post_ids is not None else ""
+        query = f"""
+            SELECT * FROM read_parquet($glob) {where}
+            QUALIFY row_number() OVER (
+                PARTITION BY {POST_ID} ORDER BY {EVENT_TIMESTAMP} DESC, {CREATED_AT} DESC) = 1
+            ORDER BY {POST_ID}
+        """
+        params: dict[str, Any] = {"glob": self.view_glob(view_name)}
+        if post_ids is not None:
+            params["ids"] = [str(p) for p in post_ids]
+        with duckdb.connect() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            return con.execute(query, params).df()
+
+    def write_online(self, view_name: str, rows: pd.DataFrame) -> int:
+        """Write offline rows (:meth:`latest_rows`) of one view to the online store as they are
+        (their event and write times kept): what a materialize of their window would write."""
+        if rows.empty:
+            return 0
+        frame = rows.copy()
+        for column in (EVENT_TIMESTAMP, CREATED_AT):
+            frame[column] = _utc_us(frame[column])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Feast warns on rows whose features are all null
+            self.store.write_to_online_store(view_name, frame)
+        return len(frame)
 
 
 def _redis_connection_string(url: str, *, password_ref: bool = False) -> str:

@@ -245,6 +245,10 @@ class WideSqliteOnlineStore(SqliteOnlineStore):
         conn = self._get_conn(config)
         name = wide_table_name(config, table)
         stored = self._features(conn, name, requested_features or ())
+        if not stored and not _exists(conn, name):
+            # a store lost or replaced since the views were applied: it holds no row (the
+            # next write creates the table; the refresh's online check restores the rows)
+            return [(None, None)] * len(entity_keys)
         if requested_features is None:
             features = sorted(stored)
         else:

@@ -26,6 +26,8 @@ class FeatureBlock:
     numeric: dict[str, np.ndarray] = field(default_factory=dict)  # float64 (bools as 0/1)
     strings: dict[str, list[str | None]] = field(default_factory=dict)
     embeddings: dict[str, list[np.ndarray | None]] = field(default_factory=dict)
+    # per post: the newest event or write time of its rows, ISO-8601 UTC (online reads only)
+    as_of: list[str | None] | None = None
 
     def __len__(self) -> int:
         return len(self.post_ids)

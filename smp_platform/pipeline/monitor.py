@@ -93,17 +93,25 @@ def _no_champion_possible(settings: Settings) -> bool:
 def refresh_drift(settings: Settings, post_ids: Sequence[str]) -> str:
     """Measure the posts a refresh wrote against the champion's training frame and log it
     (table, verdict, plot) as a ``kind=drift`` run. Returns the line for the summary."""
+    return refresh_drift_report(settings, post_ids)[0]
+
+
+def refresh_drift_report(
+    settings: Settings, post_ids: Sequence[str]
+) -> tuple[str, DriftReport | None]:
+    """:func:`refresh_drift`'s line and its report (None when nothing was measured)."""
     ids = list(dict.fromkeys(post_ids))
     if not ids:
-        return "not measured: no new posts"
+        return "not measured: no new posts", None
     if _no_champion_possible(settings):
-        return "not measured: no champion yet"
+        return "not measured: no champion yet", None
     registry = ModelRegistry(settings)
     reference = champion_reference(registry)
     if reference is None:
-        return "not measured: no champion yet"
+        return "not measured: no champion yet", None
     if reference.profile is None:
-        return f"not measured: champion v{reference.version} has no reference profile (retrain it)"
+        why = f"not measured: champion v{reference.version} has no reference profile (retrain it)"
+        return why, None
     batch = posts_frame(settings, ids, reference.feature_service)
     report = measure_against(settings, reference.profile, batch, reference.label)
     run_id = registry.record_drift(
@@ -111,7 +119,7 @@ def refresh_drift(settings: Settings, post_ids: Sequence[str]) -> str:
         tags={"source": "refresh", "champion_version": reference.version},
     )
     log.info("drift of the refreshed posts (run %s): %s", run_id, report.summary())
-    return report.summary()
+    return report.summary(), report
 
 
 def validation_drift(

@@ -24,6 +24,7 @@ import pandas as pd
 from smp_platform.core.config import Settings
 from smp_platform.core.errors import RefreshFailed
 from smp_platform.core.faults import fail_point, fault_point
+from smp_platform.core.status import REFRESH, read_status, write_status
 from smp_platform.features.encoders import EncoderUnavailable
 from smp_platform.features.group import FeatureGroup, Input
 from smp_platform.features.inputs import input_hashes
@@ -32,9 +33,11 @@ from smp_platform.features.runtime import compute_group, model_of
 from smp_platform.features.schema import ENCODER_ID, INPUT_HASH, POST_ID
 from smp_platform.infra.feast_store import FeatureStoreGateway
 from smp_platform.infra.warehouse import Warehouse
+from smp_platform.modeling.psi import DriftReport
 from smp_platform.pipeline.materialize import materialize_pending, pending_parts
-from smp_platform.pipeline.monitor import refresh_drift
-from smp_platform.validation import validate_batch
+from smp_platform.pipeline.monitor import refresh_drift_report
+from smp_platform.pipeline.online_check import OnlineCoverage, check_and_restore, check_online
+from smp_platform.validation import keep_results, validate_batch
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,9 @@ class RefreshSummary:
     quarantined: int = 0
     materialized_windows: int = 0
     drift: str = ""  # the written posts vs the champion's training frame (README, "Drift")
+    drift_share: float | None = None  # share of drifted features (None: not measured)
+    restored: dict[str, int] = field(default_factory=dict)  # rows put back online, per view
+    online: str = ""  # the online store checked against the offline store after the run
 
     def add(self, result: BatchResult) -> None:
         for view, n in result.rows_written.items():
@@ -96,6 +102,11 @@ class RefreshSummary:
             parts.append(f"{len(self.failures)} batch(es) failed and were not written")
         if self.quarantined:
             parts.append(f"{self.quarantined} post(s) quarantined")
+        if self.restored:
+            restored = ", ".join(f"{v} {n:,}" for v, n in sorted(self.restored.items()))
+            parts.append(f"online store restored from the offline store: {restored}")
+        if self.online:
+            parts.append(self.online)
         if self.drift:
             parts.append(f"drift: {self.drift}")
         return "; ".join(parts)
@@ -167,6 +178,7 @@ def process_batch(
         validate_batch(view, computed.frames[view.name], embedding_dims=dims)
         for view in group.views
     ]
+    keep_results(settings.root, created_at, post_ids, reports)  # passed or not: the record
     if not all(report.success for report in reports):
         # All views of a group are written together or not at all: no half-refreshed post.
         result.failures.extend(r.summary() for r in reports if not r.success)
@@ -272,19 +284,41 @@ def finish_refresh(
             )
     fault_point("before-materialize")
     summary.materialized_windows = materialize_pending(settings)
-    summary.drift = measure_drift(settings, [p for r in results for p in r.post_ids])
+    # The record says what was put online, the store says what is there (issue 18).
+    coverage, summary.restored = check_and_restore(settings)
+    summary.online = str(coverage)
+    summary.drift, report = measure_drift(settings, [p for r in results for p in r.post_ids])
+    summary.drift_share = None if report is None else report.drifted_share
+    record_refresh(settings, summary)
     return summary
 
 
-def measure_drift(settings: Settings, post_ids: list[str]) -> str:
+def measure_drift(settings: Settings, post_ids: list[str]) -> tuple[str, DriftReport | None]:
     """The written posts against the champion's training frame, logged to MLflow. The
     features are stored and online by now: a drift measure that fails (MLflow unreachable)
     is logged and said in the summary, and does not fail the refresh."""
     try:
-        return refresh_drift(settings, post_ids)
+        return refresh_drift_report(settings, post_ids)
     except Exception as exc:
         log.warning("drift not measured: %r", exc, exc_info=True)
-        return f"not measured: {exc!r}"
+        return f"not measured: {exc!r}", None
+
+
+def record_refresh(settings: Settings, summary: RefreshSummary | None) -> None:
+    """``status/refresh.json`` for the service's metrics: when this refresh finished, whether
+    it succeeded, when the last successful one finished, its drift share. ``None``: a refresh
+    that found nothing to do (a success: every post is current and online)."""
+    now = now_utc().isoformat()
+    previous = read_status(settings.root, REFRESH)
+    ok = summary is None or not summary.failed
+    payload = {
+        "finished_at": now,
+        "succeeded": ok,
+        "last_success_at": now if ok else previous.get("last_success_at"),
+        "drift_share": previous.get("drift_share") if summary is None else summary.drift_share,
+        "drift": previous.get("drift") if summary is None else summary.drift,
+    }
+    write_status(settings.root, REFRESH, payload)
 
 
 BatchDone = Callable[[str, int, "BatchResult"], None]  # (group, posts in the batch, result)
@@ -327,10 +361,16 @@ class WorkCheck:
     pending_parts: int
     disabled: dict[str, str]
     no_warehouse: bool = False
+    online: OnlineCoverage | None = None  # the online store against the offline store
 
     @property
     def has_work(self) -> bool:
-        return any(self.stale.values()) or self.pending_parts > 0
+        return any(self.stale.values()) or self.pending_parts > 0 or self.online_gaps
+
+    @property
+    def online_gaps(self) -> bool:
+        """Rows the offline store holds and the online store lacks (a flushed Redis)."""
+        return self.online is not None and not self.online.complete
 
     def __str__(self) -> str:
         if self.no_warehouse:
@@ -339,7 +379,8 @@ class WorkCheck:
             off = f"; switched off: {', '.join(self.disabled)}" if self.disabled else ""
             return f"nothing to do: every post's features are current and online{off}"
         stale = ", ".join(f"{g} {n:,}" for g, n in self.stale.items() if n)
-        return f"stale rows: {stale or 'none'}; {self.pending_parts} part(s) to materialize"
+        line = f"stale rows: {stale or 'none'}; {self.pending_parts} part(s) to materialize"
+        return f"{line}; {self.online}" if self.online_gaps else line
 
 
 def check_for_work(settings: Settings) -> WorkCheck:
@@ -351,7 +392,11 @@ def check_for_work(settings: Settings) -> WorkCheck:
     gateway.apply()  # a no-op unless the definitions changed
     found = staleness(settings, gateway)
     pending = sum(len(p) for p in pending_parts(settings).values())
-    return WorkCheck(stale=found.counts(), pending_parts=pending, disabled=found.disabled)
+    # Pending parts go online anyway; without any, the store itself is asked what it holds.
+    online = check_online(settings, gateway) if not pending else None
+    return WorkCheck(
+        stale=found.counts(), pending_parts=pending, disabled=found.disabled, online=online
+    )
 
 
 def now_utc() -> datetime:

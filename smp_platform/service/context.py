@@ -15,6 +15,7 @@ from smp_platform.infra.feast_store import FeatureStoreGateway
 from smp_platform.online.authors import AuthorDirectory
 from smp_platform.online.scorer import Scorer
 from smp_platform.service.champion import ChampionWatcher, LoadedChampion
+from smp_platform.service.coverage import CoverageProbe
 from smp_platform.service.metrics import ServiceMetrics
 from smp_platform.service.reader import OnlineReader, OnlineStoreUnavailable
 from smp_platform.service.responses import RETRY_AFTER_SECONDS, error
@@ -36,6 +37,7 @@ class ServiceContext:
 
     def __post_init__(self) -> None:
         self.gateway = FeatureStoreGateway(self.settings)
+        self.coverage = CoverageProbe(self.settings.root)
         self.authors = AuthorDirectory(self.settings.warehouse_path, guard=self.push_guard)
         self.watcher = ChampionWatcher(self.settings, self.poll_seconds, self.prepare)
         self.model_name = self.settings.train.model_name

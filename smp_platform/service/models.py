@@ -22,6 +22,9 @@ class Prediction(BaseModel):
     popularity: float
     model_name: str
     model_version: str
+    # the newest event or write time of the post's rows online (ISO-8601 UTC): how old the
+    # features behind this answer are (on Redis, the event time: Feast keeps no write time)
+    features_as_of: str | None = None
 
 
 class ErrorBody(BaseModel):
@@ -35,6 +38,7 @@ class BatchRequest(BaseModel):
 class BatchPrediction(BaseModel):
     post_id: str
     popularity: float
+    features_as_of: str | None = None
 
 
 class BatchError(BaseModel):
@@ -99,6 +103,9 @@ class Readiness(BaseModel):
     model_version: str | None
     feature_service: str | None
     online_store: str
+    # per served view, the share of a sample of stored posts the online store holds now, and
+    # the last refresh's check of every post (status/online.json)
+    online_coverage: dict[str, Any] | None = None
     registry_checked_seconds_ago: float | None
     registry_error: str | None
 

@@ -36,10 +36,13 @@ import struct
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
+from smp_platform.features.schema import ENCODER_ID
+from smp_platform.infra.online_store import has_stored_row
 from smp_platform.online.block import FeatureBlock
 
 log = logging.getLogger(__name__)
@@ -139,6 +142,60 @@ class OnlineReader:
             raise OnlineStoreUnavailable(f"{type(error).__name__}: {error}") from error
         return block
 
+    def held(self, samples: dict[str, list[str]]) -> dict[str, int]:
+        """Per served view, how many of its sampled post ids (``samples``: view -> ids) the
+        online store holds a row of: the live half of the online coverage (``/readyz``,
+        ``/metrics``). Raises :class:`OnlineStoreUnavailable` like :meth:`read`."""
+        try:
+            if self._sqlite_path is not None:
+                return self._held_sqlite(samples)
+            return self._held_provider(samples)
+        except OnlineStoreUnavailable:
+            raise
+        except Exception as error:  # noqa: BLE001 - any store failure is "unavailable"
+            raise OnlineStoreUnavailable(f"{type(error).__name__}: {error}") from error
+
+    def _held_sqlite(self, samples: dict[str, list[str]]) -> dict[str, int]:
+        from smp_platform.infra.sqlite_store import quote
+
+        conn = self._connection()
+        out = {}
+        for read, table in zip(self.views, self._tables, strict=True):
+            keys = list(map(self._key, dict.fromkeys(samples.get(read.view.name, []))))
+            if not keys:
+                out[read.view.name] = 0
+                continue
+            marks = ",".join("?" * len(keys))
+            try:
+                (count,) = conn.execute(
+                    f"SELECT count(*) FROM {quote(table)} WHERE entity_key IN ({marks})", keys
+                ).fetchone()
+            except sqlite3.OperationalError as error:
+                if "no such table" not in str(error):
+                    raise
+                count = 0  # a store lost or replaced: it holds nothing of this view
+            out[read.view.name] = int(count)
+        return out
+
+    def _held_provider(self, samples: dict[str, list[str]]) -> dict[str, int]:
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        out = {}
+        for read in self.views:
+            ids = list(dict.fromkeys(samples.get(read.view.name, [])))
+            if not ids:
+                out[read.view.name] = 0
+                continue
+            keys = [
+                EntityKey(join_keys=["post_id"], entity_values=[Value(string_val=p)])
+                for p in ids
+            ]
+            # one small bookkeeping field: every written row has it
+            answer = self.online_store.online_read(self.config, read.view, keys, [ENCODER_ID])
+            out[read.view.name] = sum(has_stored_row(values) for _, values in answer)
+        return out
+
     def probe(self) -> None:
         """One read of a key that does not exist: proves the store answers."""
         self.read(["__smp_readiness_probe__"])
@@ -177,15 +234,20 @@ class OnlineReader:
         columns = []
         joins = []
         read_columns = []
+        times = []
         for i, read in enumerate(self.views):
             table = self._tables[i]
             stored = table_features(conn, table)
             joins.append(f"LEFT JOIN {quote(table)} AS t{i} ON t{i}.entity_key = k.key")
+            times += [f"coalesce(t{i}.event_ts, 0)", f"coalesce(t{i}.created_ts, 0)"]
             for name in read.features:
                 if name in stored:
                     columns.append(f"t{i}.{feature_column(name)}")
                     read_columns.append((name, read.kinds[name]))
-        select = f"SELECT {', '.join(columns) or 'NULL'} FROM k {' '.join(joins)} ORDER BY k.i"
+        # the last column: the newest event or write time of the post's rows (features_as_of);
+        # Feast's SQLite adapter stores both as UTC epoch seconds
+        columns.append(f"nullif(max({', '.join(times)}), 0)")
+        select = f"SELECT {', '.join(columns)} FROM k {' '.join(joins)} ORDER BY k.i"
         return select, read_columns, len(read_columns) == len(self.columns)
 
     def _read_sqlite(self, block: FeatureBlock) -> None:
@@ -218,9 +280,11 @@ class OnlineReader:
         self._plan = plan
         if len(rows) != n:
             raise OnlineStoreUnavailable(f"read {len(rows)} rows for {n} posts")
-        if not plan[1]:
+        if not n:
             return
-        for (name, kind), column in zip(plan[1], zip(*rows, strict=True), strict=True):
+        *columns, as_of = zip(*rows, strict=True)
+        block.as_of = [_iso_utc(t) for t in as_of]
+        for (name, kind), column in zip(plan[1], columns, strict=True):
             _native_into(block, name, kind, column)
 
     # -- any other online store: the provider's online_read --------------------------------
@@ -233,10 +297,14 @@ class OnlineReader:
             for p in block.post_ids
         ]
         n = len(block)
+        newest: list[Any] = [None] * n
         for read in self.views:
             answer = self.online_store.online_read(
                 self.config, read.view, keys, list(read.features)
             )
+            for i, (ts, row) in enumerate(answer):
+                if row and ts is not None and (newest[i] is None or ts > newest[i]):
+                    newest[i] = ts
             for name in read.features:
                 positions = []
                 values = []
@@ -245,6 +313,22 @@ class OnlineReader:
                         positions.append(i)
                         values.append(row[name].SerializeToString())
                 _decode_into(block, name, read.kinds[name], positions, values, n)
+        # Feast's Redis store keeps each view's event time only (no write time)
+        block.as_of = [_iso_utc(t) for t in newest]
+
+
+def _iso_utc(value: Any) -> str | None:
+    """A store's row time as ISO-8601 UTC with a ``Z``: epoch seconds (SQLite), naive UTC
+    text, or a datetime (Redis); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        value = datetime.fromtimestamp(value, UTC)
+    elif isinstance(value, str):
+        return value.replace(" ", "T", 1) + "Z"
+    if getattr(value, "tzinfo", None) is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return f"{value.isoformat()}Z"
 
 
 def _expand(block: FeatureBlock, post_ids: list[str]) -> FeatureBlock:
@@ -257,6 +341,7 @@ def _expand(block: FeatureBlock, post_ids: list[str]) -> FeatureBlock:
         {name: values[rows] for name, values in block.numeric.items()},
         {name: [values[i] for i in rows] for name, values in block.strings.items()},
         {name: [values[i] for i in rows] for name, values in block.embeddings.items()},
+        None if block.as_of is None else [block.as_of[i] for i in rows],
     )
 
 

@@ -73,8 +73,9 @@ def test_batch_answers_in_request_order_with_error_entries(platform) -> None:
     assert set(entries[4]) == {"post_id", "error"} and "non-printable" in entries[4]["error"]
     for entry in entries:
         if entry["post_id"] in singles:
-            assert set(entry) == {"post_id", "popularity"}
+            assert set(entry) == {"post_id", "popularity", "features_as_of"}
             assert entry["popularity"] == singles[entry["post_id"]]["popularity"]
+            assert entry["features_as_of"] == singles[entry["post_id"]]["features_as_of"]
     assert entries[0] == entries[3]
 
 

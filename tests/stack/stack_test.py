@@ -68,6 +68,7 @@ API = "http://127.0.0.1:8000"
 PREFECT = "http://127.0.0.1:4200/api"
 MLFLOW = "http://127.0.0.1:5000"
 MODEL = "smp-popularity"
+FEAST_PROJECT = "smp"  # settings.feast_project of the stack
 IMAGES = {
     "smp-platform-serve:latest": ["--target", "serve", "."],
     "smp-platform:latest": ["--target", "worker", "."],
@@ -645,6 +646,21 @@ def main() -> int:
 
         if redis_stopped:
             compose("start", "redis")
+        with check("redis FLUSHALL -> lookups 404; the next `smp refresh` restores every post"):
+            # what an eviction under maxmemory or an empty replica does: nothing is stale, the
+            # record of materialized parts says all is online, the store holds nothing
+            compose("exec", "-T", "redis", "redis-cli", "FLUSHALL", capture=True)
+            gone = {p: served(p) for p in probe}
+            assert all(v is None for v in gone.values()), gone
+            code, body = call("GET", f"{API}/readyz")
+            log(f"/readyz after FLUSHALL: {code} {json.dumps(body)[:240]}")
+            assert code == 503, (code, body)
+            out = in_worker("smp", "refresh", capture=True).stdout
+            log(out.strip().splitlines()[-1][:300] if out.strip() else "refresh: (no output)")
+            assert "online store restored from the offline store" in out, out[-1500:]
+            assert_api_equals_batch(probe, second, "after-flush")
+            wait_for("/readyz 200", lambda: call("GET", f"{API}/readyz")[0] == 200, 30, 1)
+
         with check("compose down (volumes kept) then up: champion and online rows kept"):
             before = {p: served(p) for p in probe}
             compose("down")
@@ -658,6 +674,52 @@ def main() -> int:
             # tall enough for the six flow runs (the nightly refresh is the oldest)
             screenshot("http://127.0.0.1:4200/runs", "prefect-ui-runs.png", height=1900)
             screenshot(f"{MLFLOW}/#/models/{MODEL}", "mlflow-ui-model.png")
+        with check("Prefect artifacts of the refresh and the promotion; the model card"):
+            code, body = call("POST", f"{PREFECT}/artifacts/filter", {"limit": 200})
+            assert code == 200, (code, body)
+            keys = {a.get("key") for a in body}
+            log(f"Prefect artifact keys: {sorted(k for k in keys if k)}")
+            assert {"refresh-summary", "refresh-drift"} <= keys, keys
+            assert any(k and k.startswith("promotion-") for k in keys), keys
+            screenshot("http://127.0.0.1:4200/artifacts", "prefect-ui-artifacts.png", height=1400)
+            code, body = call(
+                "GET", f"{MLFLOW}/api/2.0/mlflow/model-versions/get?name={MODEL}&version={second}"
+            )
+            card = body["model_version"].get("description", "") if code == 200 else ""
+            assert "Backtest" in card or "backtest" in card, card[:500]
+            screenshot(
+                f"{MLFLOW}/#/models/{MODEL}/versions/{second}", "mlflow-ui-model-card.png", 1600
+            )
+        with check("Feast's UI on the rendered repo (`smp ui` in the worker)"):
+            compose(
+                "exec", "-d", "prefect-worker", "smp", "ui", "--host", "0.0.0.0", "--port", "8888"
+            )
+            worker = compose("ps", "-q", "prefect-worker", capture=True, quiet=True).stdout.strip()
+            address = run(
+                [
+                    "docker",
+                    "inspect",
+                    "--format",
+                    "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                    worker,
+                ],
+                capture=True,
+                quiet=True,
+            ).stdout.split()[0]
+            ui = f"http://{address}:8888"
+            # asked from inside the worker (call() only talks to ports published on loopback)
+            ask = (
+                "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8888"
+                f"/api/v1/feature_views?project={FEAST_PROJECT}', timeout=5).read().decode())"
+            )
+
+            def ui_answers() -> str | None:
+                out = in_worker("python", "-c", ask, capture=True, quiet=True, check=False)
+                return out.stdout if out.returncode == 0 and "post_author" in out.stdout else None
+
+            views = wait_for("feast ui", ui_answers, 120, 2)
+            log(f"feast ui at {ui}: {views[:160]}")
+            screenshot(f"{ui}/p/{FEAST_PROJECT}/feature-view", "feast-ui-feature-views.png", 1400)
         ok = not FAILED
     except BaseException as error:
         ok = False

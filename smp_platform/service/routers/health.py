@@ -34,6 +34,7 @@ def router(ctx: ServiceContext) -> APIRouter:
         current = ctx.watcher.champion
         reasons = []
         store = "not checked"
+        coverage = None
         if current is None:
             reasons.append(f"no @champion version of {ctx.model_name} is loaded")
         else:
@@ -44,6 +45,14 @@ def router(ctx: ServiceContext) -> APIRouter:
                 ctx.metrics.online_store_errors.inc()
                 store = f"unavailable: {unavailable}"
                 reasons.append(f"the online store is unavailable: {unavailable}")
+            else:
+                coverage = ctx.coverage.coverage(current.extras["reader"])
+                if coverage.empty:
+                    reasons.append(
+                        f"the online store holds none of {sum(coverage.sampled.values())} "
+                        "sampled stored rows (lost, flushed or replaced): run `smp materialize` "
+                        "(docs/OPERATIONS.md)"
+                    )
         age = ctx.watcher.seconds_since_check()
         body = {
             "status": "not ready" if reasons else "ready",
@@ -51,6 +60,7 @@ def router(ctx: ServiceContext) -> APIRouter:
             "model_version": current.version if current else None,
             "feature_service": current.feature_service if current else None,
             "online_store": store,
+            "online_coverage": None if coverage is None else coverage.body(),
             "registry_checked_seconds_ago": None if age is None else round(age, 3),
             "registry_error": ctx.watcher.state.last_error,
         }
@@ -59,6 +69,15 @@ def router(ctx: ServiceContext) -> APIRouter:
 
     @routes.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
+        current = ctx.watcher.champion
+        coverage = ctx.coverage.coverage(current.extras["reader"]) if current else None
+        refreshed = ctx.coverage.refresh_status()
+        ctx.metrics.update_status(
+            coverage.ratios if coverage is not None else {},
+            refreshed["last_success_at"],
+            current.since if current else None,
+            refreshed["drift_share"],
+        )
         return ctx.metrics.response()
 
     return routes

@@ -56,6 +56,7 @@ def lookup_function(ctx: ServiceContext) -> Callable[[str], Response]:
                 "popularity": value,
                 "model_name": ctx.model_name,
                 "model_version": current.version,
+                "features_as_of": block.as_of[0] if block.as_of else None,
             },
         )
 
@@ -91,6 +92,7 @@ def router(ctx: ServiceContext, lookup: Callable[[str], Response]) -> APIRouter:
         errors = {p: why for p in dict.fromkeys(post_ids) if (why := invalid_post_id(p))}
         valid = [p for p in dict.fromkeys(post_ids) if p not in errors]
         values: dict[str, float] = {}
+        as_of: dict[str, str | None] = {}
         if valid:
             try:
                 block = current.extras["reader"].read(valid)
@@ -99,8 +101,10 @@ def router(ctx: ServiceContext, lookup: Callable[[str], Response]) -> APIRouter:
             found = np.flatnonzero(block.found)
             predictions = current.extras["scorer"].predict(block, found).tolist()
             values = {valid[i]: v for i, v in zip(found.tolist(), predictions, strict=True)}
+            if block.as_of is not None:
+                as_of = dict(zip(valid, block.as_of, strict=True))
         entries: list[dict[str, Any]] = [
-            {"post_id": p, "popularity": values[p]}
+            {"post_id": p, "popularity": values[p], "features_as_of": as_of.get(p)}
             if p in values
             else {"post_id": p, "error": errors.get(p) or NOT_ONLINE}
             for p in post_ids
