@@ -33,7 +33,7 @@ demo: $(STAMP)
 	$(BIN)/smp --data-dir .smp-demo demo
 
 test: $(STAMP)
-	$(BIN)/pytest -q --timeout=900
+	$(BIN)/pytest -q --timeout=900 --durations=15
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not integration and not models and not e2e"

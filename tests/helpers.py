@@ -105,3 +105,37 @@ from fastapi.testclient import TestClient
 from smp_platform.core.config import Settings
 from smp_platform.service.app import create_app
 """
+
+
+# A plugin group whose one field has a range rule: the posts named in
+# settings.feature_options["share"]["poison"] get a share of 5 (out of range), so their batch
+# fails Great Expectations; the options are not the group's identity, so un-poisoning
+# recomputes nothing. Written to a file and registered by the feature_groups setting.
+SHARE_GROUP = """
+import pandas as pd
+
+from smp_platform.features import Dtype, FeatureGroup, Field, Rule, View
+
+
+def compute(inputs, model):
+    poison = set(model)
+    ids = inputs.posts["post_id"]
+    return pd.DataFrame({"post_id": ids, "share": [5.0 if p in poison else 0.5 for p in ids]})
+
+
+group = FeatureGroup(
+    name="share",
+    views=(View("post_share", "a share", (
+        Field("share", Dtype.FLOAT64, "0..1", rule=Rule(min_value=0, max_value=1)),
+    )),),
+    compute=compute,
+    load=lambda settings: tuple(settings.feature_options.get("share", {}).get("poison", [])),
+    version="share-v1",
+    batch_size={batch_size},
+)
+"""
+
+
+def share_group_source(batch_size: int) -> str:
+    """The source of :data:`SHARE_GROUP` with its refresh batch size."""
+    return SHARE_GROUP.replace("{batch_size}", str(batch_size))

@@ -95,7 +95,7 @@ def test_predict_without_a_champion_exits_2(tmp_path: Path) -> None:
     assert "champion" in result.stderr
 
 
-def test_the_cli_success_paths_end_to_end(tmp_path: Path) -> None:
+def test_the_cli_success_paths_end_to_end(tmp_path: Path, prefect_server: None) -> None:
     """What a user scripts, each through the real CLI in its own process: ingest, refresh,
     train, promote, predict, evaluate, tune, report, score and serve --workers 2 (tabular
     features and a fast recipe, so the chain takes a few minutes)."""
@@ -105,6 +105,7 @@ def test_the_cli_success_paths_end_to_end(tmp_path: Path) -> None:
     import time
 
     import httpx
+    from prefect.settings import PREFECT_API_URL
 
     train = write_subset("train", tmp_path / "train", n=160)
     unseen = write_subset("unlabeled", tmp_path / "unseen", n=10, with_labels=False)
@@ -116,6 +117,9 @@ def test_the_cli_success_paths_end_to_end(tmp_path: Path) -> None:
         SMP_FEATURE_SERVICE="popularity_tabular_v1",
         SMP_TRAIN__ITERATIONS="80",
         SMP_TRAIN__SEEDS="1",
+        # the session's Prefect server, as a deployed platform has one: each command's flow
+        # would otherwise start a temporary server of its own (~5 s each)
+        PREFECT_API_URL=str(PREFECT_API_URL.value()),
     )
 
     def smp(*args: str) -> subprocess.CompletedProcess[str]:

@@ -11,35 +11,9 @@ import pytest
 
 from smp_platform.core.config import EncoderSettings, Settings
 from smp_platform.core.errors import RefreshFailed
-from tests.helpers import write_subset
+from tests.helpers import share_group_source, write_subset
 
 pytestmark = pytest.mark.integration
-
-GROUP = """
-import pandas as pd
-
-from smp_platform.features import Dtype, FeatureGroup, Field, Rule, View
-
-
-def compute(inputs, model):
-    # posts named in settings.feature_options["share"]["poison"] get a share of 5 (out of
-    # range): the options are not the group's identity, so un-poisoning recomputes nothing
-    poison = set(model)
-    ids = inputs.posts["post_id"]
-    return pd.DataFrame({"post_id": ids, "share": [5.0 if p in poison else 0.5 for p in ids]})
-
-
-group = FeatureGroup(
-    name="share",
-    views=(View("post_share", "a share", (
-        Field("share", Dtype.FLOAT64, "0..1", rule=Rule(min_value=0, max_value=1)),
-    )),),
-    compute=compute,
-    load=lambda settings: tuple(settings.feature_options.get("share", {}).get("poison", [])),
-    version="share-v1",
-    batch_size=10,
-)
-"""
 
 
 def _online_share(settings: Settings, post_ids: list[str]) -> list[float | None]:
@@ -58,7 +32,7 @@ def test_a_batch_that_fails_validation_is_not_written_and_is_retried(tmp_path: P
     from smp_platform.pipeline.refresh import plan_refresh, refresh
 
     plugin = tmp_path / "share_group.py"
-    plugin.write_text(GROUP)
+    plugin.write_text(share_group_source(10))
     base = Settings(
         data_dir=tmp_path / "data",
         encoders=EncoderSettings(text_model=None, perplexity_model=None),

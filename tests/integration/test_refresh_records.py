@@ -25,33 +25,9 @@ from smp_platform.core.errors import RefreshFailed
 from smp_platform.pipeline import records
 from smp_platform.pipeline.refresh import RefreshSummary
 from smp_platform.validation.records import data_docs_index, results_dir
-from tests.helpers import fast_train_settings, write_subset
+from tests.helpers import fast_train_settings, share_group_source, write_subset
 
 pytestmark = pytest.mark.integration
-
-GROUP = """
-import pandas as pd
-
-from smp_platform.features import Dtype, FeatureGroup, Field, Rule, View
-
-
-def compute(inputs, model):
-    poison = set(model)
-    ids = inputs.posts["post_id"]
-    return pd.DataFrame({"post_id": ids, "share": [5.0 if p in poison else 0.5 for p in ids]})
-
-
-group = FeatureGroup(
-    name="share",
-    views=(View("post_share", "a share", (
-        Field("share", Dtype.FLOAT64, "0..1", rule=Rule(min_value=0, max_value=1)),
-    )),),
-    compute=compute,
-    load=lambda settings: tuple(settings.feature_options.get("share", {}).get("poison", [])),
-    version="share-v1",
-    batch_size=100,
-)
-"""
 
 
 @dataclass
@@ -110,7 +86,7 @@ def story(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Sto
 
     root = tmp_path_factory.mktemp("records")
     plugin = root / "share_group.py"
-    plugin.write_text(GROUP)
+    plugin.write_text(share_group_source(100))
     settings = Settings(
         data_dir=root / "data",
         feature_service="popularity_tabular_v1",

@@ -652,9 +652,11 @@ def main() -> int:
             compose("exec", "-T", "redis", "redis-cli", "FLUSHALL", capture=True)
             gone = {p: served(p) for p in probe}
             assert all(v is None for v in gone.values()), gone
-            code, body = call("GET", f"{API}/readyz")
+            # the service asks the store about its sample at most once a second
+            code, body = wait_for(
+                "/readyz 503", lambda: (r := call("GET", f"{API}/readyz"))[0] == 503 and r, 15, 0.5
+            )
             log(f"/readyz after FLUSHALL: {code} {json.dumps(body)[:240]}")
-            assert code == 503, (code, body)
             out = in_worker("smp", "refresh", capture=True).stdout
             log(out.strip().splitlines()[-1][:300] if out.strip() else "refresh: (no output)")
             assert "online store restored from the offline store" in out, out[-1500:]
