@@ -109,10 +109,13 @@ def test_features_as_of_is_the_newest_time_of_the_posts_rows(platform) -> None:
 
 def test_materialize_full_rebuilds_a_replaced_store(platform, platform_copy) -> None:
     settings = platform_copy
+    n = len(_post_ids(platform.train_dir))
+    _remove_online_db(settings)
+    out = _smp(settings, "materialize")  # the missing rows only
+    assert f"post_temporal {n:,}" in out and "online store complete" in out, out
     _remove_online_db(settings)
     assert not check_online(settings).complete
     out = _smp(settings, "materialize", "--full")
-    n = len(_post_ids(platform.train_dir))
     assert f"post_author {n:,}" in out and "online store complete" in out, out
     assert check_online(settings).complete
     coverage = read_status(settings.root, ONLINE)

@@ -94,12 +94,15 @@ def _lookups_by_worker(metrics_dir: Path) -> dict[str, float]:
     """Each worker's own count of lookups, read from its file as a scrape reads them all."""
     counts = {}
     for path in metrics_dir.glob("counter_*.db"):
-        (family,) = [
+        # a worker's file exists from its first counter on; until it has served a request it
+        # holds no smp_http_requests samples: it counts 0 so far
+        families = [
             m for m in MultiProcessCollector.merge([str(path)]) if m.name == "smp_http_requests"
         ]
         pid = path.stem.split("_")[1]
         counts[pid] = sum(
             s.value
+            for family in families
             for s in family.samples
             if s.name == "smp_http_requests_total" and s.labels["route"] == LOOKUP_ROUTE
         )
